@@ -1,0 +1,3 @@
+from bulkstatus.cli import main
+
+raise SystemExit(main())

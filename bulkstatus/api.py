@@ -1,0 +1,118 @@
+"""HTTP calls to the request-workflow API. Answers are data; only the transport can raise.
+
+Any body may come back (the documented JSON, the v2 error shape, another JSON, HTML, nothing), so an
+answer is parsed defensively into an ``Answer`` and never raises on its content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bulkstatus.auth import Credentials
+from bulkstatus.jsonio import dumps, loads
+from bulkstatus.payload import CREATE_PATH, REQUESTS_PATH
+from bulkstatus.retry import parse_retry_after
+
+
+class SendError(Exception):
+    """The request got no answer. ``in_doubt``: it may have reached the server (so it may exist)."""
+
+    def __init__(self, kind: str, in_doubt: bool) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.in_doubt = in_doubt
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    data: Any  # the parsed JSON, or None
+    text: str  # a short excerpt of a non-JSON body, for the error column
+    retry_after: float | None
+    credential_version: int
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The ``data`` object of a documented answer, if there is one."""
+        if isinstance(self.data, dict) and isinstance(self.data.get("data"), dict):
+            return self.data["data"]
+        return None
+
+    def error(self) -> tuple[str, str]:
+        """(code, message) from the v2 error shape or anything close to it; else a short description."""
+        data = self.data
+        if isinstance(data, dict):
+            errors = data.get("errors")
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                first = errors[0]
+                return str(first.get("code", "") or ""), str(first.get("message", "") or "")
+            for key in ("message", "error", "error_description"):
+                if isinstance(data.get(key), str):
+                    return str(data.get("code", "") or ""), data[key]
+        if self.text:
+            return "", f"HTTP {self.status}: {self.text}"
+        return "", f"HTTP {self.status} with no body"
+
+
+def _excerpt(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text[:160] + ("..." if len(text) > 160 else "")
+
+
+class WorkflowClient:
+    """The calls bulkstatus makes, over one pooled aiohttp session."""
+
+    def __init__(self, base_url: str, credentials: Credentials, session: aiohttp.ClientSession,
+                 timeout: float) -> None:
+        self._base = base_url.rstrip("/")
+        self.credentials = credentials
+        self.session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout or None)
+
+    async def create(self, body: dict[str, Any]) -> Answer:
+        return await self._call("POST", self._base + CREATE_PATH, data=dumps(body))
+
+    async def decide(self, body: dict[str, Any]) -> Answer:
+        return await self._call("PUT", self._base + CREATE_PATH, data=dumps(body))
+
+    async def get(self, request_id: str) -> Answer:
+        return await self._call("GET", f"{self._base}{REQUESTS_PATH}/{request_id}")
+
+    async def list(self, params: dict[str, str]) -> Answer:
+        return await self._call("GET", self._base + REQUESTS_PATH, params=params)
+
+    async def _call(self, method: str, url: str, data: bytes | None = None,
+                    params: dict[str, str] | None = None) -> Answer:
+        headers, version = await self.credentials.headers(self.session)
+        sent = False
+        try:
+            async with self.session.request(method, url, data=data, params=params, headers=headers,
+                                            timeout=self._timeout) as resp:
+                sent = True
+                raw = await resp.read()
+                status = resp.status
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except aiohttp.ClientConnectorError:
+            raise SendError("connection refused or unreachable", in_doubt=False) from None
+        except (TimeoutError, asyncio.TimeoutError):
+            raise SendError("timed out waiting for the answer", in_doubt=data is not None) from None
+        except aiohttp.ServerDisconnectedError:
+            raise SendError("connection closed with no answer", in_doubt=data is not None) from None
+        except aiohttp.ClientPayloadError:
+            raise SendError("answer cut off", in_doubt=data is not None) from None
+        except aiohttp.ClientError as exc:
+            kind = type(exc).__name__
+            raise SendError(f"connection error ({kind})", in_doubt=data is not None or sent) from None
+        parsed: Any = None
+        text = ""
+        if raw:
+            try:
+                parsed = loads(raw)
+            except ValueError:
+                text = _excerpt(raw)
+        return Answer(status, parsed, text, retry_after, version)

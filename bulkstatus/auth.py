@@ -1,0 +1,119 @@
+"""Credentials that can expire during a long run: the UI token and the gateway's OAuth token.
+
+Each provider hands out headers together with a *version*. A worker that gets a 401 asks for a refresh
+naming the version it used; only the first such worker refreshes, the others just pick up the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulkstatus.errors import RunAborted
+from bulkstatus.jsonio import loads
+from bulkstatus.payload import basic_authorization
+from bulkstatus.settings import Settings, read_secret_file
+
+Clock = Callable[[], float]
+
+
+class Credentials:
+    """Headers for the gateway (org, UI token, Basic or OAuth) with refresh on expiry."""
+
+    def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._org = str(settings.get("org-id"))
+        self._ui_token = str(settings.get("ui-token"))
+        file = settings.get("ui-token-file")
+        self._ui_file = Path(file) if file else None
+        self._basic = None
+        if settings.get("api-user"):
+            self._basic = basic_authorization(str(settings.get("api-user")), str(settings.get("api-password")))
+        self._oauth_key = settings.get("oauth-key")
+        self._oauth_secret = settings.get("oauth-secret")
+        base = str(settings.get("base-url")).rstrip("/")
+        self._oauth_url = str(settings.get("oauth-url") or f"{base}/v3/oauth/token/generate")
+        self._oauth_token: str | None = None
+        self._oauth_expires = 0.0
+        self._lock = asyncio.Lock()
+        self.version = 0
+        self.refreshes = 0
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self._oauth_key is not None and self._basic is None
+
+    async def headers(self, session: aiohttp.ClientSession) -> tuple[dict[str, str], int]:
+        """Headers for one request and the credential version they carry."""
+        if self.uses_oauth and (self._oauth_token is None or self._clock() >= self._oauth_expires):
+            await self._renew_oauth(session)
+        headers = {
+            "X-CAP-API-AUTH-ORG-ID": self._org,
+            "X-CAP-UI-AUTH-TOKEN": self._ui_token,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        if self._basic is not None:
+            headers["Authorization"] = self._basic
+        elif self._oauth_token is not None:
+            headers["X-CAP-API-OAUTH-TOKEN"] = self._oauth_token
+        return headers, self.version
+
+    async def refresh(self, session: aiohttp.ClientSession, used_version: int) -> bool:
+        """After a 401: read the UI token file again and generate a new OAuth token.
+
+        Returns False when nothing could change (no token file, Basic auth, same token), so the caller
+        knows a retry would fail the same way.
+        """
+        async with self._lock:
+            if self.version != used_version:
+                return True  # another worker refreshed already
+            changed = False
+            if self._ui_file is not None:
+                token = read_secret_file(self._ui_file, "ui-token-file")
+                changed = token != self._ui_token
+                self._ui_token = token
+            if self.uses_oauth:
+                await self._fetch_oauth(session)
+                changed = True
+            if changed:
+                self.version += 1
+                self.refreshes += 1
+            return changed
+
+    async def _renew_oauth(self, session: aiohttp.ClientSession) -> None:
+        async with self._lock:
+            if self._oauth_token is not None and self._clock() < self._oauth_expires:
+                return  # another worker renewed it while this one waited for the lock
+            await self._fetch_oauth(session)
+            self.version += 1
+
+    async def _fetch_oauth(self, session: aiohttp.ClientSession) -> None:
+        body = {"key": self._oauth_key, "secret": self._oauth_secret}
+        try:
+            async with session.post(self._oauth_url, json=body) as resp:
+                status, text = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RunAborted(f"cannot reach the OAuth token URL ({type(exc).__name__}): check --oauth-url "
+                             "and the network") from None
+        data: Any = None
+        try:
+            data = loads(text)
+        except ValueError:
+            pass
+        token = ttl = None
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            token = data["data"].get("accessToken")
+            ttl = data["data"].get("ttlSeconds")
+        if status != 200 or not isinstance(token, str) or not token:
+            raise RunAborted(f"OAuth token generation failed (HTTP {status}): check BULKSTATUS_OAUTH_KEY and "
+                             "BULKSTATUS_OAUTH_SECRET")
+        lifetime = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 300.0
+        # Renew before it expires: a minute early, or at 80% of its life when that is shorter.
+        self._oauth_token = token
+        self._oauth_expires = self._clock() + lifetime - min(60.0, lifetime * 0.2)

@@ -1,0 +1,51 @@
+"""The only layer that knows argv, terminals and exit statuses.
+
+``main`` maps every exception of our own to a one-line message and its exit status; ``program`` is the
+work without that error handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bulkstatus import logs
+from bulkstatus.cli.parser import build_parser
+from bulkstatus.errors import BulkStatusError, ConfigError, InputFileError, RunAborted, RunFolderError
+from bulkstatus.status import ExitStatus
+
+
+def program(args: argparse.Namespace) -> int:
+    from bulkstatus.cli import commands
+
+    handler = {
+        "run": commands.run,
+        "resume": commands.resume,
+        "validate": commands.validate,
+        "sandbox": commands.sandbox,
+    }[args.command]
+    return handler(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message
+        return ExitStatus.USAGE if exc.code not in (0, None) else ExitStatus.OK
+    logs.setup(verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False))
+    try:
+        return program(args)
+    except (ConfigError, InputFileError, RunFolderError) as exc:
+        print(f"bulkstatus: error: {logs.add_secrets(()).scrub(str(exc))}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except RunAborted as exc:
+        print(f"bulkstatus: aborted: {logs.add_secrets(()).scrub(str(exc))}", file=sys.stderr)
+        return ExitStatus.ABORTED
+    except BulkStatusError as exc:  # pragma: no cover - every subclass is handled above
+        print(f"bulkstatus: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        print("bulkstatus: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED

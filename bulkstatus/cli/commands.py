@@ -1,0 +1,255 @@
+"""What each command does, once argv is parsed: settings, run folder, run, summary, exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bulkstatus import logs
+from bulkstatus.cli.parser import settings_flags
+from bulkstatus.cli.progress import Progress
+from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.model import Outcome
+from bulkstatus.payload import basic_authorization, inner_authorization
+from bulkstatus.reader import InputReader, ReadOptions, count_data_rows
+from bulkstatus.recorder import FAILED, RESULTS, read_resume_point
+from bulkstatus.runfolder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
+from bulkstatus.runner import Job, Run, RunReport
+from bulkstatus.settings import SPEC_BY_NAME, Settings, check_for_sending, resolve
+from bulkstatus.status import ExitStatus, run_exit_status
+
+log = logging.getLogger("bulkstatus")
+
+
+def load_settings(args: argparse.Namespace, flags: dict[str, Any] | None = None) -> Settings:
+    config = getattr(args, "config", None)
+    path = Path(config) if config else Path("bulkstatus.toml")
+    settings = resolve(flags if flags is not None else settings_flags(args), config_path=path,
+                       config_explicit=bool(config), profile=getattr(args, "profile", None))
+    register_secrets(settings)
+    return settings
+
+
+def register_secrets(settings: Settings) -> None:
+    secrets = settings.secrets()
+    if settings.get("api-user") and settings.get("api-password"):
+        secrets.append(basic_authorization(settings.get("api-user"), settings.get("api-password")))
+    if settings.get("intouch-authorization") or settings.get("intouch-password"):
+        secrets.append(inner_authorization(settings))
+    logs.add_secrets(secrets)
+
+
+def read_options(settings: Settings) -> ReadOptions:
+    labels = settings.get("labels")
+    return ReadOptions(
+        encoding=settings.get("encoding"),
+        delimiter=settings.get("delimiter"),
+        default_label=settings.get("label"),
+        default_reason=settings.get("reason"),
+        allowed_labels=frozenset(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
+    )
+
+
+async def _with_sandbox(settings: Settings, body: Callable[[Settings], Awaitable[int]]) -> int:
+    from bulkstatus.sandbox import sandbox_settings
+    from bulkstatus.sim import SimConfig, Simulator
+
+    sim = Simulator(SimConfig())
+    url = await sim.start()
+    log.info("sandbox: simulator listening on %s (nothing leaves this machine)", url)
+    try:
+        sandboxed = settings.replace(**sandbox_settings(url))
+        register_secrets(sandboxed)
+        return await body(sandboxed)
+    finally:
+        await sim.stop()
+
+
+def _open_reader_check(path: Path, options: ReadOptions) -> None:
+    """Open the file and check its header now, so that a bad file stops the command before anything."""
+    if not path.is_file():
+        raise InputFileError(f"input file {str(path)!r} does not exist: check the path")
+    with InputReader(path, options):
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    input_path = Path(args.input)
+    options = read_options(settings)
+    _open_reader_check(input_path, options)
+    if not args.sandbox:
+        check_for_sending(settings, need_credentials=not args.dry_run)
+    if args.strict:
+        _refuse_invalid(input_path, options)
+    sha = file_sha256(input_path)
+    out = Path(settings.get("out"))
+    if not args.dry_run and not args.new_run:
+        unfinished = unfinished_runs(out, sha)
+        if unfinished:
+            raise RunFolderError(
+                f"{str(unfinished[0])!r} is an unfinished run of this same file: continue it with "
+                f"`bulkstatus resume {unfinished[0]}`, or pass --new-run to start afresh"
+            )
+    started = now_utc()
+    folder = new_run_folder(out, input_path, started)
+    manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
+                        dry_run=args.dry_run)
+    job = Job(settings, input_path, manifest, options, dry_run=args.dry_run)
+    total = count_data_rows(input_path)
+    return _execute(job, args, total, initial=0)
+
+
+def resume(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    manifest = Manifest.load(folder)
+    if manifest.status == "finished":
+        print(f"bulkstatus: {folder} finished already; nothing to resume", file=sys.stderr)
+        print(folder)
+        return ExitStatus.OK
+    flags = settings_flags(args)
+    # The run's own settings hold unless a flag says otherwise now; secrets come from the environment.
+    stored = {k: v for k, v in manifest.settings.items()
+              if k in SPEC_BY_NAME and not SPEC_BY_NAME[k].secret and v is not None and k not in flags}
+    stored.update(flags)
+    settings = load_settings(args, stored)
+    input_path = Path(manifest.input)
+    if not input_path.is_file():
+        raise RunFolderError(f"the run's input {manifest.input!r} is gone: put it back to resume")
+    if file_sha256(input_path) != manifest.sha256:
+        raise RunFolderError(f"the input {manifest.input!r} changed since the run started (SHA-256 differs): "
+                             "resume needs the same file; start a new run for a new file")
+    if not args.sandbox:
+        check_for_sending(settings, need_credentials=True)
+    point = read_resume_point(folder)
+    log.info("resuming %s: rows 1-%d complete, %d more finished, %d in doubt", folder, point.last_row,
+             len(point.finished), len(point.in_doubt))
+    job = Job(settings, input_path, manifest, read_options(settings), resume=point)
+    return _execute(job, args, count_data_rows(input_path), initial=point.last_row)
+
+
+def _refuse_invalid(path: Path, options: ReadOptions) -> None:
+    from bulkstatus.report import validate_file
+
+    report = validate_file(path, options)
+    if report.invalid:
+        raise InputFileError(f"--strict: {report.invalid} row(s) are invalid, so nothing was sent: "
+                             f"see `bulkstatus validate {path}`")
+
+
+def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int) -> int:
+    progress = Progress(total, args.quiet, initial=initial)
+    job.on_result = progress
+    file_log = logs.log_to_file(job.manifest.folder / "run.log")
+    try:
+        report, status = asyncio.run(_run_with_signals(job, args))
+    finally:
+        progress.close()
+        logging.getLogger("bulkstatus").removeHandler(file_log)
+        file_log.close()
+    _print_summary(report, job)
+    print(job.manifest.folder)
+    return status
+
+
+async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunReport, int]:
+    async def body(settings: Settings) -> int:
+        nonlocal report
+        job.settings = settings
+        runner = Run(job)
+        _install_signals(runner)
+        report = await runner.execute()
+        return run_exit_status(report.counts, report.interrupted, report.abort_reason is not None)
+
+    report: RunReport | None = None
+    if getattr(args, "sandbox", False):
+        status = await _with_sandbox(job.settings, body)
+    else:
+        status = await body(job.settings)
+    assert report is not None
+    return report, status
+
+
+def _install_signals(runner: Run) -> None:
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal(name: str) -> None:
+        if runner.stop.interrupted:
+            log.warning("%s again: stopping at once; `bulkstatus resume %s` continues the run", name,
+                        runner.job.manifest.folder)
+            if main_task is not None:
+                main_task.cancel()
+            return
+        runner.stop.interrupt()
+        log.warning("%s: starting no new rows; in-flight requests have %.0f s to finish (again to stop "
+                    "at once)", name, runner.job.settings.get("grace"))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def _print_summary(report: RunReport, job: Job) -> None:
+    counts = report.counts
+    rows = sum(counts.values())
+    seconds = report.duration
+    parts = [f"{o.value} {counts.get(o.value, 0)}" for o in Outcome if counts.get(o.value, 0)]
+    err = sys.stderr
+    print(f"\nbulkstatus: {rows} rows in {seconds:.1f} s ({rows / seconds if seconds else 0:.1f} rows/s): "
+          + (", ".join(parts) or "nothing to do"), file=err)
+    if report.throttled or report.retries:
+        print(f"  retries {report.retries}, throttled answers {report.throttled}", file=err)
+    folder = job.manifest.folder
+    print(f"  results:     {folder / RESULTS}", file=err)
+    bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))
+    if report.abort_reason:
+        print(f"  ABORTED: {report.abort_reason}", file=err)
+    if report.interrupted or report.abort_reason:
+        print(f"  continue with: bulkstatus resume {folder}", file=err)
+    if bad:
+        print(f"  failed rows: {folder / FAILED} ({bad} rows); fix the invalid ones, then run it again: "
+              f"bulkstatus run {folder / FAILED}", file=err)
+    if job.dry_run:
+        print(f"  dry run: nothing was sent; request bodies are in {folder / 'requests.jsonl'}", file=err)
+
+
+def validate(args: argparse.Namespace) -> int:
+    from bulkstatus.report import render_json, render_text, validate_file
+
+    settings = load_settings(args)
+    path = Path(args.input)
+    if not path.is_file():
+        raise InputFileError(f"input file {str(path)!r} does not exist: check the path")
+    report = validate_file(path, read_options(settings))
+    print(render_json(report) if args.format == "json" else render_text(report))
+    return ExitStatus.ROWS_FAILED if report.invalid else ExitStatus.OK
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from bulkstatus.sandbox import sandbox_environment
+    from bulkstatus.sim import SimConfig, serve_forever
+
+    config = SimConfig()
+    config.error_rate = args.error_rate
+    config.rate_limit = args.rate_limit
+    config.latency = (0.0, args.latency)
+    config.not_found = {v.strip() for v in args.not_found.split(",") if v.strip()}
+
+    def ready(url: str) -> None:
+        print(f"bulkstatus sandbox: simulator listening on {url}  (Ctrl-C to stop)", file=sys.stderr)
+        print("# to point a run at it, in another shell:", file=sys.stderr)
+        for name, value in sandbox_environment(url).items():
+            print(f"export {name}={value}", file=sys.stderr)
+        print(url, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(config, args.host, args.port, ready))
+    return ExitStatus.OK

@@ -1,0 +1,98 @@
+"""The command line: commands, flags and their help. Flags mirror the settings table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bulkstatus import __version__
+from bulkstatus.settings import SECRET_NAMES, SPECS
+
+RUN_SETTINGS_EXCLUDED = frozenset({"labels"})
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None) -> None:
+    group = parser.add_argument_group("settings (flag > BULKSTATUS_* environment > profile > [default])")
+    for spec in SPECS:
+        if names is not None and spec.name not in names:
+            continue
+        if spec.secret:
+            # A secret never comes from a flag value: only a file holding it can be named.
+            group.add_argument(f"--{spec.name}-file", dest=f"{spec.name}-file", metavar="FILE",
+                               help=f"file holding the {spec.help} (or {spec.env})")
+            continue
+        default = f" (default {spec.default})" if spec.default not in (None, "") else ""
+        if spec.kind == "bool":
+            group.add_argument(f"--{spec.name}", dest=spec.name, action="store_const", const=True,
+                               default=None, help=f"{spec.help}{default}")
+        else:
+            group.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE",
+                               help=f"{spec.help}{default} [{spec.env}]")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config file (default ./bulkstatus.toml when present)")
+    parser.add_argument("--profile", metavar="NAME", help="use [profiles.NAME] of the config file")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar; warnings and the summary only")
+    parser.add_argument("--verbose", action="store_true", help="log each retry and look-up")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkstatus",
+        description="Change the status of many loyalty customers through Capillary's maker-checker API.",
+    )
+    parser.add_argument("--version", action="version", version=f"bulkstatus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="submit one maker request per valid row of a CSV file",
+                         description="Submit one CUSTOMER-STATUS-CHANGE maker request per valid row.")
+    run.add_argument("input", metavar="INPUT", help="CSV with identifierName,identifierValue,label,reason")
+    _add_settings(run)
+    run.add_argument("--dry-run", action="store_true", help="send nothing; write requests.jsonl instead")
+    run.add_argument("--sandbox", action="store_true",
+                     help="start the built-in simulator on a free loopback port and run against it")
+    run.add_argument("--new-run", action="store_true",
+                     help="start afresh even though an unfinished run of the same file exists")
+    run.add_argument("--strict", action="store_true", help="send nothing if any row is invalid")
+    _add_common(run)
+
+    resume = sub.add_parser("resume", help="continue a run that did not finish",
+                            description="Continue an unfinished run; rows in doubt are looked up first.")
+    resume.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
+    _add_settings(resume)
+    resume.add_argument("--sandbox", action="store_true", help="resume against a new built-in simulator")
+    _add_common(resume)
+
+    validate = sub.add_parser("validate", help="check a CSV file offline; sends nothing",
+                              description="Check a CSV file offline and report each problem; sends nothing.")
+    validate.add_argument("input", metavar="INPUT")
+    validate.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter"})
+    _add_common(validate)
+
+    sandbox = sub.add_parser("sandbox", help="run the built-in simulator until stopped, printing its URL",
+                             description="Serve the Capillary API simulator on loopback until Ctrl-C.")
+    sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    sandbox.add_argument("--error-rate", type=float, default=0.0, help="share of creates answered 5xx")
+    sandbox.add_argument("--rate-limit", type=float, default=None, help="creates per second before 429s")
+    sandbox.add_argument("--latency", type=float, default=0.0, help="up to this many seconds per create")
+    sandbox.add_argument("--not-found", default="", help="comma-separated identifier values answered 8015")
+    _add_common(sandbox)
+    return parser
+
+
+def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user gave on the command line (value not None)."""
+    given: dict[str, Any] = {}
+    for spec in SPECS:
+        value = getattr(args, spec.name, None)
+        if value is not None:
+            given[spec.name] = value
+    for name in SECRET_NAMES:
+        value = getattr(args, f"{name}-file", None)
+        if value is not None:
+            given[f"{name}-file"] = value
+    return given

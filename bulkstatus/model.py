@@ -1,0 +1,67 @@
+"""The values that travel through a run: an input row and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    UNPROCESSED = "unprocessed"
+    DRY_RUN = "dry-run"
+    PENDING_EXISTS = "pending-exists"
+
+
+# Outcomes that belong in failed.csv: the rows someone must look at and may run again.
+RETRYABLE_OUTCOMES = frozenset({Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED})
+
+# The eight identifier names the API documents, keyed by their lower-case form so that any letter
+# case in the file is accepted and the documented spelling is sent.
+IDENTIFIER_NAMES: dict[str, str] = {
+    name.lower(): name
+    for name in (
+        "mobile",
+        "email",
+        "externalId",
+        "cardnumber",
+        "cardExternalId",
+        "wechat",
+        "fbid",
+        "martjackId",
+    )
+}
+
+
+@dataclass(slots=True)
+class Row:
+    """One data row of the input file, every value as the text written in the file."""
+
+    number: int  # 1-based data row number
+    identifier_name: str
+    identifier_value: str
+    label: str
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes two rows the same customer: documented identifier name and exact value."""
+        return (IDENTIFIER_NAMES.get(self.identifier_name.lower(), self.identifier_name), self.identifier_value)
+
+
+@dataclass(slots=True)
+class Result:
+    """What became of one row; one line of results.csv."""
+
+    row: Row
+    outcome: Outcome
+    request_id: str = ""
+    state: str = ""
+    http_status: int | None = None
+    error_code: str = ""
+    error: str = ""
+    attempts: int = 0
+    finished_at: str = ""

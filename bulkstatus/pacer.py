@@ -1,0 +1,111 @@
+"""Even pacing of request starts, shared by every worker.
+
+``AsyncLimiter(R, 1)`` lets R requests through at once and then R more a second later, so a window that
+straddles the refill sees up to 2R. This pacer hands out *slots* instead: slot k starts no earlier than
+``interval`` after slot k-1, so any window of one period holds at most ``count`` starts. It also carries
+the two things a limiter does not: a pause that holds every worker (a 429 answer, Retry-After), and an
+adaptive factor that slows everyone down while the server throttles and recovers gradually.
+
+The clock and sleep are injectable, so tests drive it with a fake clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from bulkstatus.settings import Rate
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Pacer:
+    """Grants request starts no faster than the configured rate, evenly spaced."""
+
+    # After a 429 the pace drops to this share of the current one; each quiet ``recover_after`` seconds
+    # it climbs back by ``recover_step`` of the configured pace, never above it.
+    BACKOFF_FACTOR = 0.5
+    MIN_FACTOR = 0.05
+    RECOVER_STEP = 0.1
+
+    __slots__ = (
+        "_clock",
+        "_factor",
+        "_last_throttle",
+        "_lock",
+        "_next",
+        "_paused_until",
+        "_sleep",
+        "granted",
+        "rate",
+        "recover_after",
+        "throttled",
+    )
+
+    def __init__(
+        self,
+        rate: Rate,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        recover_after: float = 5.0,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._next = float("-inf")  # earliest start of the next slot
+        self._paused_until = float("-inf")
+        self._factor = 1.0
+        self._last_throttle = float("-inf")
+        self.recover_after = recover_after
+        self.granted = 0
+        self.throttled = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two starts at the current (possibly reduced) pace."""
+        if self.rate.unlimited:
+            return 0.0
+        return self.rate.period / (self.rate.count * self._factor)
+
+    @property
+    def effective_per_second(self) -> float:
+        return float("inf") if self.rate.unlimited else self.rate.per_second * self._factor
+
+    async def acquire(self) -> float:
+        """Wait for a slot; return the time it was granted (by the pacer's clock)."""
+        if self.rate.unlimited and self._paused_until == float("-inf"):
+            self.granted += 1
+            return self._clock()
+        # One waiter at a time takes the next slot, so slots go out in order and never two at once.
+        async with self._lock:
+            while True:
+                self._recover()
+                now = self._clock()
+                start = max(self._next, self._paused_until, now)
+                if start <= now:
+                    break
+                await self._sleep(start - now)
+            self._next = now + self.interval
+            self.granted += 1
+            return now
+
+    def pause(self, seconds: float) -> None:
+        """Hold every worker for ``seconds`` (a 429 or Retry-After) and lower the pace."""
+        now = self._clock()
+        self._paused_until = max(self._paused_until, now + seconds)
+        self.throttled += 1
+        if not self.rate.unlimited:
+            self._factor = max(self.MIN_FACTOR, self._factor * self.BACKOFF_FACTOR)
+        self._last_throttle = now
+
+    def _recover(self) -> None:
+        if self._factor >= 1.0:
+            return
+        now = self._clock()
+        steps = int((now - self._last_throttle) // self.recover_after)
+        if steps > 0:
+            self._factor = min(1.0, self._factor + self.RECOVER_STEP * steps)
+            self._last_throttle += steps * self.recover_after

@@ -1,0 +1,216 @@
+"""The run folder's files, written as rows finish, so that a crash loses no recorded outcome.
+
+``journal.jsonl`` is the source of truth. Before a row's request goes out, a line ``{"s": row}`` says it
+is in flight, and it reaches the operating system before the request is sent (one ``os.write``). When the
+answer comes, a line ``{"f": [...]}`` holds the outcome. Outcomes are buffered and written in small
+batches (with the next in-flight line, or every ``flush_every`` seconds); ``fsync`` runs on a timer, not
+per row. ``kill -9`` therefore loses at most the answers of rows that were in flight, and those rows are
+*in doubt* on resume, never forgotten.
+
+``results.csv`` and ``failed.csv`` are written in input order from a reorder buffer: a row waits there
+until every earlier row has finished, which holds at most the rows in flight plus those finished after
+them (bounded by concurrency and retry waits, not by the file). After each batch a checkpoint line
+``{"k": last_row, "rb": bytes, "fb": bytes, "n": counts}`` records how far both files are complete, so
+that resume can cut them back to a known-good length and carry on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulkstatus.jsonio import dumps, loads
+from bulkstatus.model import RETRYABLE_OUTCOMES, Outcome, Result, Row
+
+RESULT_COLUMNS = (
+    "row", "identifierName", "identifierValue", "label", "reason", "outcome", "requestId", "state",
+    "httpStatus", "errorCode", "error", "attempts", "finishedAt",
+)
+FAILED_COLUMNS = ("identifierName", "identifierValue", "label", "reason", "row", "outcome", "error")
+JOURNAL = "journal.jsonl"
+RESULTS = "results.csv"
+FAILED = "failed.csv"
+
+
+def result_fields(result: Result) -> list[Any]:
+    """The part of a result that is not in the input row (what the journal keeps)."""
+    return [
+        result.row.number, str(result.outcome), result.request_id, result.state,
+        result.http_status, result.error_code, result.error, result.attempts, result.finished_at,
+    ]
+
+
+def result_from_fields(row: Row, fields: list[Any]) -> Result:
+    _, outcome, request_id, state, http_status, code, error, attempts, finished = fields
+    return Result(row, Outcome(outcome), request_id, state, http_status, code, error, attempts, finished)
+
+
+@dataclass
+class ResumePoint:
+    """What a previous, unfinished run left: rows 1..last_row are complete in both CSV files."""
+
+    last_row: int = 0
+    results_bytes: int = 0
+    failed_bytes: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    finished: dict[int, list[Any]] = field(default_factory=dict)  # rows after last_row with an outcome
+    in_doubt: set[int] = field(default_factory=set)  # rows after last_row sent with no outcome
+
+    @property
+    def started(self) -> bool:
+        return self.last_row > 0 or bool(self.finished) or bool(self.in_doubt)
+
+
+def _journal_lines(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return  # a torn last line: the write did not complete, so nothing was recorded
+            try:
+                item = loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                yield item
+
+
+def read_resume_point(folder: Path) -> ResumePoint:
+    """Scan the journal twice: find the last checkpoint, then the rows after it."""
+    point = ResumePoint()
+    path = folder / JOURNAL
+    if not path.exists():
+        return point
+    for item in _journal_lines(path):
+        if "k" in item:
+            point.last_row, point.results_bytes, point.failed_bytes = item["k"], item["rb"], item["fb"]
+            point.counts = Counter(item.get("n", {}))
+    for item in _journal_lines(path):
+        if "s" in item:
+            if item["s"] > point.last_row:
+                point.in_doubt.add(item["s"])
+        elif "f" in item:
+            number = item["f"][0]
+            if number > point.last_row:
+                point.finished[number] = item["f"]
+                point.in_doubt.discard(number)
+    return point
+
+
+class Recorder:
+    """Owns journal.jsonl, results.csv and failed.csv of one run folder."""
+
+    def __init__(self, folder: Path, resume: ResumePoint | None = None) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        point = resume or ResumePoint()
+        self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._results = self._open_csv(folder / RESULTS, point.results_bytes, RESULT_COLUMNS)
+        self._failed = self._open_csv(folder / FAILED, point.failed_bytes, FAILED_COLUMNS)
+        self._journal_buf: list[bytes] = []
+        self._results_buf = io.StringIO()
+        self._failed_buf = io.StringIO()
+        self._results_csv = csv.writer(self._results_buf, lineterminator="\n")
+        self._failed_csv = csv.writer(self._failed_buf, lineterminator="\n")
+        self._pending: dict[int, Result] = {}
+        self._next_row = point.last_row + 1
+        self.counts: Counter[str] = Counter(point.counts)
+        self._dirty = False
+        self._closed = False
+
+    @staticmethod
+    def _open_csv(path: Path, keep_bytes: int, columns: tuple[str, ...]) -> int:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Resume cuts the file back to the last checkpoint; a new run starts it empty.
+        os.ftruncate(fd, keep_bytes)
+        os.lseek(fd, keep_bytes, os.SEEK_SET)
+        if keep_bytes == 0:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(columns)
+            os.write(fd, buf.getvalue().encode("utf-8"))
+        return fd
+
+    @property
+    def next_row(self) -> int:
+        """The first row not yet written to results.csv."""
+        return self._next_row
+
+    @property
+    def waiting(self) -> int:
+        """Rows finished but held back until an earlier row finishes."""
+        return len(self._pending)
+
+    def sending(self, row_number: int) -> None:
+        """Mark a row in flight; returns once the line has reached the operating system."""
+        self._journal_buf.append(b'{"s":%d}\n' % row_number)
+        self._write_journal()
+
+    def record(self, result: Result) -> None:
+        """Keep a row's outcome. It reaches the disk with the next batch (see ``flush``)."""
+        self._journal_buf.append(dumps({"f": result_fields(result)}) + b"\n")
+        self._pending[result.row.number] = result
+        self._dirty = True
+        while self._next_row in self._pending:
+            done = self._pending.pop(self._next_row)
+            self._write_rows(done)
+            self._next_row += 1
+
+    def _write_rows(self, result: Result) -> None:
+        row = result.row
+        self.counts[str(result.outcome)] += 1
+        self._results_csv.writerow((
+            row.number, row.identifier_name, row.identifier_value, row.label, row.reason,
+            str(result.outcome), result.request_id, result.state,
+            "" if result.http_status is None else result.http_status, result.error_code, result.error,
+            result.attempts, result.finished_at,
+        ))
+        if result.outcome in RETRYABLE_OUTCOMES:
+            self._failed_csv.writerow((
+                row.identifier_name, row.identifier_value, row.label, row.reason, row.number,
+                str(result.outcome), result.error,
+            ))
+
+    def _write_journal(self) -> None:
+        if self._journal_buf:
+            os.write(self._journal, b"".join(self._journal_buf))
+            self._journal_buf.clear()
+
+    def flush(self) -> None:
+        """Write the batch: outcomes to the journal first, then the CSV lines, then a checkpoint."""
+        if not self._dirty:
+            return
+        self._write_journal()
+        for fd, buf in ((self._results, self._results_buf), (self._failed, self._failed_buf)):
+            data = buf.getvalue()
+            if data:
+                os.write(fd, data.encode("utf-8"))
+                buf.seek(0)
+                buf.truncate()
+        checkpoint = {
+            "k": self._next_row - 1,
+            "rb": os.lseek(self._results, 0, os.SEEK_CUR),
+            "fb": os.lseek(self._failed, 0, os.SEEK_CUR),
+            "n": dict(self.counts),
+        }
+        self._journal_buf.append(dumps(checkpoint) + b"\n")
+        self._write_journal()
+        self._dirty = False
+
+    def sync(self) -> None:
+        """Force what was written onto the disk (run on a timer, off the event loop)."""
+        for fd in (self._journal, self._results, self._failed):
+            os.fsync(fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self.sync()
+        for fd in (self._journal, self._results, self._failed):
+            os.close(fd)
+        self._closed = True

@@ -1,0 +1,123 @@
+"""A run folder's identity: where it is, what it ran on, and whether it finished."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bulkstatus import __version__
+from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.jsonio import dumps, loads
+
+MANIFEST = "run.json"
+SUMMARY = "summary.json"
+REQUESTS = "requests.jsonl"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputFileError(f"cannot read {str(path)!r} ({exc.strerror}): check the path") from None
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(dumps(data))
+        fh.write(b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return loads(path.read_bytes())
+
+
+def utc_stamp(when: datetime) -> str:
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class Manifest:
+    folder: Path
+    input: str
+    sha256: str
+    started_at: str
+    status: str  # running | finished | interrupted | aborted
+    settings: dict[str, Any]
+    dry_run: bool = False
+
+    def save(self) -> None:
+        write_json(self.folder / MANIFEST, {
+            "tool": "bulkstatus", "version": __version__, "input": self.input, "sha256": self.sha256,
+            "startedAt": self.started_at, "status": self.status, "dryRun": self.dry_run,
+            "settings": self.settings,
+        })
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST
+        if not path.is_file():
+            raise RunFolderError(f"{str(folder)!r} is not a bulkstatus run folder (no {MANIFEST}): "
+                                 "give the folder a run printed as its last line")
+        try:
+            data = read_json(path)
+            return cls(folder, data["input"], data["sha256"], data["startedAt"], data["status"],
+                       dict(data.get("settings") or {}), bool(data.get("dryRun")))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RunFolderError(f"{str(path)!r} is damaged: it cannot be resumed") from None
+
+
+def new_run_folder(out: Path, input_path: Path, started: datetime) -> Path:
+    """``{out}/{input stem}-{UTC timestamp}``; a numeric suffix if two runs start in the same second."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create the output folder {str(out)!r} ({exc.strerror}): "
+                             "choose another with --out") from None
+    base = f"{input_path.stem}-{utc_stamp(started)}"
+    for n in range(1, 1000):
+        folder = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunFolderError(f"cannot create {str(folder)!r} ({exc.strerror})") from None
+    raise RunFolderError(f"too many runs named {base!r} in {str(out)!r}")
+
+
+def unfinished_runs(out: Path, sha256: str) -> list[Path]:
+    """Run folders under ``out`` for the same input bytes that did not finish, newest first."""
+    if not out.is_dir():
+        return []
+    found = []
+    for manifest in out.glob(f"*/{MANIFEST}"):
+        try:
+            data = read_json(manifest)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("sha256") == sha256 and data.get("status") != "finished" \
+                and not data.get("dryRun"):
+            found.append(manifest.parent)
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,275 @@
+"""The run: read rows, hand valid ones to a pool of workers, record every outcome, write the summary.
+
+Rows flow reader -> checks and duplicates -> queue -> workers (pace, send, retry) -> recorder. The
+queue is small, so a million-row file is never held in memory; the reader runs in a thread so that
+parsing a chunk does not stall requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulkstatus.api import WorkflowClient
+from bulkstatus.auth import Credentials
+from bulkstatus.control import Health, StopControl
+from bulkstatus.dedupe import DuplicateIndex
+from bulkstatus.jsonio import dumps
+from bulkstatus.model import Outcome, Result, Row
+from bulkstatus.pacer import Pacer
+from bulkstatus.payload import BodyBuilder
+from bulkstatus.reader import CheckedRow, InputReader, ReadOptions
+from bulkstatus.recorder import Recorder, ResumePoint, result_from_fields
+from bulkstatus.resolver import DoubtResolver
+from bulkstatus.retry import RetryPolicy
+from bulkstatus.runfolder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
+from bulkstatus.sender import Sender, utc_now
+from bulkstatus.settings import Settings
+
+log = logging.getLogger(__name__)
+FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
+SYNC_EVERY = 1.0  # seconds between fsyncs
+
+
+@dataclass
+class Job:
+    settings: Settings
+    input_path: Path
+    manifest: Manifest
+    read_options: ReadOptions
+    resume: ResumePoint = field(default_factory=ResumePoint)
+    dry_run: bool = False
+    policy: RetryPolicy | None = None
+    on_result: Callable[[Result], None] = lambda result: None
+
+
+@dataclass
+class RunReport:
+    folder: Path
+    counts: Counter[str]
+    started: datetime
+    ended: datetime
+    requests_started: int = 0
+    retries: int = 0
+    throttled: int = 0
+    effective_rate: float | None = None
+    auth_refreshes: int = 0
+    adopted: int = 0
+    lookups: int = 0
+    interrupted: bool = False
+    abort_reason: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+
+class Run:
+    """One execution of a Job; ``stop`` is the handle the CLI's signal handlers use."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.stop = StopControl()
+        self._started = now_utc()
+        settings = job.settings
+        self._policy = job.policy or RetryPolicy(settings.get("max-retries"), settings.get("backoff"),
+                                                  settings.get("backoff-max"))
+        self._queue: asyncio.Queue[tuple[Row, bool] | None] = asyncio.Queue(
+            maxsize=max(16, settings.get("concurrency") * 4))
+        self._recorder = Recorder(job.manifest.folder, job.resume)
+        self._sender: Sender | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._requests_file: Any = None
+        self._current: set[asyncio.Task[None]] = set()
+        self._grace_over = False
+        self._grace_timer: asyncio.TimerHandle | None = None
+
+    async def execute(self) -> RunReport:
+        job, settings = self.job, self.job.settings
+        job.manifest.status = "running"
+        job.manifest.save()
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            if job.dry_run:
+                self._requests_file = (job.manifest.folder / REQUESTS).open("wb")
+                await self._pump(settings.get("concurrency"))
+            else:
+                await self._send_all()
+        finally:
+            flusher.cancel()
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            self._recorder.close()
+            if self._requests_file is not None:
+                self._requests_file.close()
+        return self._finish()
+
+    async def _send_all(self) -> None:
+        settings = self.job.settings
+        timeout = aiohttp.ClientTimeout(total=settings.get("timeout") or None)
+        connector = aiohttp.TCPConnector(limit=settings.get("concurrency"), ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
+            credentials = Credentials(settings)
+            client = WorkflowClient(settings.get("base-url"), credentials, session, settings.get("timeout"))
+            pacer = Pacer(settings.get("rate"))
+            resolver = DoubtResolver(client, pacer, self._started, settings.get("doubt-settle"))
+            self._sender = Sender(client, pacer, self._policy, BodyBuilder(settings), self._recorder,
+                                  resolver, Health(settings.get("abort-after")), self.stop)
+            await self._pump(settings.get("concurrency"))
+
+    async def _pump(self, workers: int) -> None:
+        self._workers = [asyncio.create_task(self._work()) for _ in range(workers)]
+        try:
+            await self._feed()
+        finally:
+            for _ in self._workers:
+                await self._queue.put(None)
+            await asyncio.gather(*self._workers)
+
+    def _grace_expired(self) -> None:
+        """Cancel the requests still in flight; each worker records its row and carries on."""
+        self._grace_over = True
+        for task in self._current:
+            task.cancel()
+
+    async def _feed(self) -> None:
+        job = self.job
+        dedupe = DuplicateIndex()
+        resume = job.resume
+        chunks: Iterator[list[CheckedRow]]
+        with InputReader(job.input_path, job.read_options) as reader:
+            chunks = iter(reader)
+            while True:
+                chunk = await asyncio.to_thread(next, chunks, None)
+                if chunk is None:
+                    return
+                for checked in chunk:
+                    await self._route(checked, dedupe, resume)
+
+    async def _route(self, checked: CheckedRow, dedupe: DuplicateIndex, resume: ResumePoint) -> None:
+        row = checked.row
+        number = row.number
+        record = self._record
+        if checked.problems:
+            if number > resume.last_row:
+                record(Result(row, Outcome.INVALID, error="; ".join(checked.problems), finished_at=utc_now()))
+            return
+        earlier = dedupe.check((checked.canonical_name, row.identifier_value), number)
+        if number <= resume.last_row:
+            return  # already in results.csv; it only had to be seen for the duplicate check
+        if earlier is not None:
+            record(Result(row, Outcome.DUPLICATE, error=f"same identifier as row {earlier}",
+                          finished_at=utc_now()))
+        elif number in resume.finished:
+            record(result_from_fields(row, resume.finished.pop(number)))
+        elif self.stop.stopping:
+            record(Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
+                          finished_at=utc_now()))
+        else:
+            await self._queue.put((row, number in resume.in_doubt))
+
+    async def _work(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        while (item := await self._queue.get()) is not None:
+            row, in_doubt = item
+            self._current.add(me)
+            try:
+                result = await self._process(row, in_doubt)
+            except asyncio.CancelledError:
+                if not self._grace_over:
+                    raise
+                me.uncancel()
+                result = Result(row, Outcome.UNPROCESSED, attempts=1, finished_at=utc_now(),
+                                error="in flight when the grace period ended: resume looks it up first")
+            finally:
+                self._current.discard(me)
+            self._record(result)
+
+    def _record(self, result: Result) -> None:
+        self._recorder.record(result)
+        self.job.on_result(result)
+
+    async def _process(self, row: Row, in_doubt: bool) -> Result:
+        if self.stop.stopping and not in_doubt:
+            return Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
+                          finished_at=utc_now())
+        if self._sender is None:  # dry run
+            body = BodyBuilder(self.job.settings, authorization="***").body(row)
+            self._requests_file.write(dumps({"row": row.number, "body": body}) + b"\n")
+            return Result(row, Outcome.DRY_RUN, finished_at=utc_now())
+        return await self._sender.submit(row, in_doubt)
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_sync = loop.time()
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            self._recorder.flush()
+            if self.stop.stopping and self._grace_timer is None:
+                self._grace_timer = loop.call_later(self.job.settings.get("grace"), self._grace_expired)
+            if self._sender is not None and self._sender.health.exhausted():
+                self.stop.abort(f"most requests have failed with retryable errors for over "
+                                f"{self._sender.health.bound:.0f} s: the API looks unavailable; "
+                                "resume the run when it is back")
+            if loop.time() - last_sync >= SYNC_EVERY:
+                await asyncio.to_thread(self._recorder.sync)
+                last_sync = loop.time()
+
+    def _finish(self) -> RunReport:
+        ended = now_utc()
+        report = RunReport(self.job.manifest.folder, Counter(self._recorder.counts), self._started, ended,
+                           interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason)
+        sender = self._sender
+        if sender is not None:
+            report.requests_started = sender.pacer.granted
+            report.retries = sender.retries
+            report.throttled = sender.throttled
+            report.effective_rate = sender.pacer.effective_per_second
+            report.auth_refreshes = sender.client.credentials.refreshes
+            report.adopted = sender.resolver.adopted
+            report.lookups = sender.resolver.list_calls
+        status = "aborted" if report.abort_reason else "interrupted" if report.interrupted else "finished"
+        self.job.manifest.status = status
+        self.job.manifest.save()
+        write_summary(self.job, report, status)
+        return report
+
+
+def write_summary(job: Job, report: RunReport, status: str) -> None:
+    duration = report.duration
+    rate = job.settings.get("rate")
+    write_json(job.manifest.folder / SUMMARY, {
+        "status": status,
+        "counts": {o.value: report.counts.get(o.value, 0) for o in Outcome},
+        "rows": sum(report.counts.values()),
+        "startedAt": iso(report.started),
+        "endedAt": iso(report.ended),
+        "originalStartedAt": job.manifest.started_at,
+        "durationSeconds": round(duration, 3),
+        "requestsStarted": report.requests_started,
+        "achievedRatePerSecond": round(report.requests_started / duration, 3) if duration > 0 else None,
+        "configuredRate": rate.text if rate is not None else None,
+        "effectiveRatePerSecond": (None if report.effective_rate in (None, float("inf"))
+                                   else round(report.effective_rate or 0.0, 3)),
+        "retries": report.retries,
+        "throttled": report.throttled,
+        "authRefreshes": report.auth_refreshes,
+        "adoptedAfterLostAnswer": report.adopted,
+        "lookupCalls": report.lookups,
+        "abortReason": report.abort_reason,
+        "input": {"path": job.manifest.input, "sha256": job.manifest.sha256},
+        "dryRun": job.dry_run,
+        "settings": job.settings.public(),
+    })

@@ -1,0 +1,150 @@
+"""One row's way through the API: pace, send, classify the answer, retry, settle doubts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bulkstatus.api import Answer, SendError, WorkflowClient
+from bulkstatus.control import Health, StopControl
+from bulkstatus.model import Outcome, Result, Row
+from bulkstatus.pacer import Pacer
+from bulkstatus.payload import BodyBuilder
+from bulkstatus.recorder import Recorder
+from bulkstatus.resolver import DoubtResolver, LookupFailed
+from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Sender:
+    client: WorkflowClient
+    pacer: Pacer
+    policy: RetryPolicy
+    builder: BodyBuilder
+    recorder: Recorder
+    resolver: DoubtResolver
+    health: Health
+    stop: StopControl
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    retries: int = 0
+    throttled: int = 0
+
+    async def submit(self, row: Row, in_doubt: bool = False) -> Result:
+        """Send one row until it has a final outcome; never raises for anything the server says."""
+        body = self.builder.body(row)
+        attempts = 0
+        last: tuple[int | None, str, str] = (None, "", "")
+        doubt_since: datetime | None = datetime.now(UTC) if in_doubt else None
+        auth_retried = False
+        while True:
+            if doubt_since is not None:
+                adopted = await self._settle(row, doubt_since, attempts)
+                if adopted is not None:
+                    return adopted
+                doubt_since = None
+            if attempts > self.policy.max_retries:
+                return self._result(row, Outcome.FAILED, attempts, *last)
+            if self.stop.stopping:
+                return self._unprocessed(row, attempts, last)
+            await self.pacer.acquire()
+            if self.stop.stopping:
+                return self._unprocessed(row, attempts, last)
+            attempts += 1
+            if attempts > 1:
+                self.retries += 1
+            self.recorder.sending(row.number)
+            try:
+                answer = await self.client.create(body)
+            except SendError as exc:
+                self.health.observe(False)
+                last = (None, "", exc.kind)
+                if exc.in_doubt:
+                    doubt_since = datetime.now(UTC)
+                await self._backoff(attempts, None)
+                continue
+            outcome = await self._judge(row, answer, attempts, auth_retried)
+            if outcome == "retry-auth":
+                auth_retried = True
+                attempts -= 1  # a refreshed credential does not use up one of the row's retries
+                continue
+            if isinstance(outcome, Result):
+                return outcome
+            last = outcome
+            await self._backoff(attempts, answer.retry_after if answer.status in (429, 503) else None)
+
+    async def _judge(self, row: Row, answer: Answer, attempts: int,
+                     auth_retried: bool) -> Result | str | tuple[int | None, str, str]:
+        status = answer.status
+        created = answer.payload
+        if status == 200 and created is not None and created.get("requestId"):
+            self.health.observe(True)
+            self.resolver.learn(created)
+            return self._result(row, Outcome.SUBMITTED, attempts, status, "", "",
+                                str(created.get("requestId")), str(created.get("state") or ""))
+        code, message = answer.error()
+        if status == 401:
+            if not auth_retried and await self.client.credentials.refresh(
+                self.client.session, answer.credential_version
+            ):
+                return "retry-auth"
+            self.stop.abort("the API refused the credentials (HTTP 401) even after reading them again: "
+                            "check BULKSTATUS_UI_TOKEN (or its file) and the gateway credentials")
+            return self._unprocessed(row, attempts, (status, code, message))
+        if status in (403, 404):
+            what = "not authorised (403)" if status == 403 else "not found (404)"
+            self.stop.abort(f"the create endpoint answered {what}: {message or 'no message'}; check "
+                            "--base-url, --org-id and that the user has CanMakeRequest")
+            return self._unprocessed(row, attempts, (status, code, message))
+        if status in RETRYABLE_STATUSES:
+            self.health.observe(False)
+            if status == 429:
+                self.throttled += 1
+                self.pacer.pause(answer.retry_after if answer.retry_after is not None
+                                 else self.policy.wait(min(attempts, 3)))
+            return (status, code, message)
+        self.health.observe(True)
+        if status == 200:
+            message = message if created is None else "answer had no requestId"
+            return self._result(row, Outcome.FAILED, attempts, status, code,
+                                f"HTTP 200 but {message or 'no request in the answer'}")
+        return self._result(row, Outcome.FAILED, attempts, status, code, message)
+
+    async def _settle(self, row: Row, since: datetime, attempts: int) -> Result | None:
+        """Look up a row in doubt; adopt the request the server already has."""
+        try:
+            found = await self.resolver.lookup(row, since)
+        except LookupFailed as exc:
+            return self._result(row, Outcome.UNPROCESSED, attempts, None, "",
+                                f"in doubt: the answer was lost and the look-up failed ({exc}); "
+                                "resume the run to look it up again")
+        if found is None:
+            return None
+        log.info("row %d: adopted request %s created before the connection broke", row.number,
+                 found.get("requestId"))
+        return self._result(row, Outcome.SUBMITTED, attempts, None, "",
+                            "adopted: the answer was lost but the server had created the request",
+                            str(found.get("requestId") or ""), str(found.get("state") or ""))
+
+    async def _backoff(self, attempts: int, retry_after: float | None) -> None:
+        if attempts <= self.policy.max_retries:
+            await self.sleep(self.policy.wait(attempts, retry_after))
+
+    def _unprocessed(self, row: Row, attempts: int, last: tuple[int | None, str, str]) -> Result:
+        note = "not sent: the run stopped before this row" if attempts == 0 else (
+            f"the run stopped after {attempts} attempt(s); last error: {last[2] or 'none'}")
+        return self._result(row, Outcome.UNPROCESSED, attempts, last[0], last[1], note)
+
+    @staticmethod
+    def _result(row: Row, outcome: Outcome, attempts: int, status: int | None, code: Any, error: str,
+                request_id: str = "", state: str = "") -> Result:
+        return Result(row, outcome, request_id, state, status, str(code or ""), error, attempts, utc_now())
