@@ -12,6 +12,7 @@ The clock and sleep are injectable, so tests drive it with a fake clock instead 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -68,7 +69,8 @@ class Pacer:
         """Seconds between two starts at the current (possibly reduced) pace."""
         if self.rate.unlimited:
             return 0.0
-        return self.rate.period / (self.rate.count * self._factor)
+        # Rounded up, so that ``count`` intervals never add up to less than one period.
+        return math.nextafter(self.rate.period / (self.rate.count * self._factor), math.inf)
 
     @property
     def effective_per_second(self) -> float:
@@ -88,7 +90,8 @@ class Pacer:
                 if start <= now:
                     break
                 await self._sleep(start - now)
-            self._next = now + self.interval
+            # Rounded up as well: float addition must not let two starts come closer than one interval.
+            self._next = math.nextafter(now + self.interval, math.inf)
             self.granted += 1
             return now
 

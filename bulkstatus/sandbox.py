@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from bulkstatus.sim import config as sim
 
+# Identifier values the sandbox answers with 8015 "customer not found", so that samples/messy.csv shows
+# that outcome too.
+SANDBOX_NOT_FOUND = frozenset({"919999999999", "ghost@example.com"})
+
+
+def sandbox_config() -> sim.SimConfig:
+    config = sim.SimConfig()
+    config.not_found = set(SANDBOX_NOT_FOUND)
+    return config
+
 
 def sandbox_settings(url: str) -> dict[str, str | None]:
     """Overrides for a ``--sandbox`` run: the connection and every credential, nothing else."""

@@ -58,10 +58,10 @@ def read_options(settings: Settings) -> ReadOptions:
 
 
 async def _with_sandbox(settings: Settings, body: Callable[[Settings], Awaitable[int]]) -> int:
-    from bulkstatus.sandbox import sandbox_settings
-    from bulkstatus.sim import SimConfig, Simulator
+    from bulkstatus.sandbox import sandbox_config, sandbox_settings
+    from bulkstatus.sim import Simulator
 
-    sim = Simulator(SimConfig())
+    sim = Simulator(sandbox_config())
     url = await sim.start()
     log.info("sandbox: simulator listening on %s (nothing leaves this machine)", url)
     try:
@@ -234,14 +234,14 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from bulkstatus.sandbox import sandbox_environment
-    from bulkstatus.sim import SimConfig, serve_forever
+    from bulkstatus.sandbox import sandbox_config, sandbox_environment
+    from bulkstatus.sim import serve_forever
 
-    config = SimConfig()
+    config = sandbox_config()
     config.error_rate = args.error_rate
     config.rate_limit = args.rate_limit
     config.latency = (0.0, args.latency)
-    config.not_found = {v.strip() for v in args.not_found.split(",") if v.strip()}
+    config.not_found |= {v.strip() for v in args.not_found.split(",") if v.strip()}
 
     def ready(url: str) -> None:
         print(f"bulkstatus sandbox: simulator listening on {url}  (Ctrl-C to stop)", file=sys.stderr)
