@@ -1,6 +1,19 @@
 """A local simulator of Capillary's request-workflow API, served over real HTTP on loopback.
 
 Used by the tests and by `bulkstatus sandbox`; `SimConfig()` is the sandbox.
+
+Where the docs leave behaviour open, the simulator chooses (and may differ from the real platform):
+- Errors use the v2 shape. Gateway auth, unknown UI token and wrong/missing org all answer 401 (org with
+  code 1064, the others with code 401); a non-JSON Content-Type 415; a bad body 400 (code 8013 for the
+  identifier, 8003 for an empty source, 400 otherwise); a customer in `not_found` 400 with code 8015.
+- Only CUSTOMER-STATUS-CHANGE is served (exact spelling in the path); other request types answer 404.
+- Approve/reject: no CanCheckRequest, or the maker deciding their own request, is 403 with code 4000; a
+  request no longer in AdminTask is 400; an unknown requestId 404. The answer's details gain the
+  `AdminTask-Payload` of the decision. An approval ends "failed" for `fail_on_approve` values and when the
+  payload's inner Authorization is not Basic of an `intouch_users` entry.
+- List: PageNo is 0-based; limit defaults to 10 and must be 1..500; the default order is newest first.
+- Times are naive UTC, "YYYY-MM-DDTHH:MM:SS". Retry-After is whole seconds ("2") or a decimal ("0.05").
+- Control endpoints: GET /__sim/accepted, GET /__sim/stats, GET and POST /__sim/config.
 """
 
 from bulkstatus.sim.config import (

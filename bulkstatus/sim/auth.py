@@ -92,7 +92,7 @@ def check_caller(
     if org is None:
         return v2_error(401, INVALID_ORG, "Invalid org: X-CAP-API-AUTH-ORG-ID is missing")
     if org != config.org_id:
-        return v2_error(401, INVALID_ORG, f"Invalid org: {org!r} is not the org of these credentials")
+        return v2_error(401, INVALID_ORG, "Invalid org: X-CAP-API-AUTH-ORG-ID does not match the credentials")
     ui_token = headers.get("X-CAP-UI-AUTH-TOKEN")
     if not ui_token:
         return v2_error(401, AUTH_FAILED, "X-CAP-UI-AUTH-TOKEN is missing")
