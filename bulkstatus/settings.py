@@ -72,6 +72,10 @@ SPECS: tuple[Spec, ...] = (
          help="abort when most requests fail with retryable errors for this many seconds"),
     Spec("doubt-settle", kind="float", default=2.0,
          help="seconds to wait before looking up a request whose answer was lost"),
+    Spec("pending-check", kind="bool", default=True,
+         help="before sending, skip rows whose customer already has a pending request with the same label"),
+    Spec("list-limit", kind="int", default=500,
+         help="page size for the list endpoint (the API's maximum is not documented; 500 in the simulator)"),
 )
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 SECRET_NAMES = tuple(s.name for s in SPECS if s.secret)
