@@ -27,9 +27,10 @@ from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.pacer import Pacer
 from bulkstatus.payload import BodyBuilder
+from bulkstatus.pending import PendingIndex, pending_check
 from bulkstatus.reader import CheckedRow, InputReader, ReadOptions
 from bulkstatus.recorder import Recorder, ResumePoint, result_from_fields
-from bulkstatus.resolver import DoubtResolver
+from bulkstatus.resolver import DoubtResolver, row_key
 from bulkstatus.retry import RetryPolicy
 from bulkstatus.runfolder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
 from bulkstatus.sender import Sender, utc_now
@@ -92,6 +93,7 @@ class Run:
         self._current: set[asyncio.Task[None]] = set()
         self._grace_over = False
         self._grace_timer: asyncio.TimerHandle | None = None
+        self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -124,6 +126,9 @@ class Run:
             client = WorkflowClient(settings.get("base-url"), credentials, session, settings.get("timeout"))
             pacer = Pacer(settings.get("rate"))
             resolver = DoubtResolver(client, pacer, self._started, settings.get("doubt-settle"))
+            if settings.get("pending-check"):
+                self.pending = await pending_check(client, pacer, self._policy, self.stop,
+                                                   settings.get("list-limit"))
             self._sender = Sender(client, pacer, self._policy, BodyBuilder(settings), self._recorder,
                                   resolver, Health(settings.get("abort-after")), self.stop)
             await self._pump(settings.get("concurrency"))
@@ -173,6 +178,10 @@ class Run:
                           finished_at=utc_now()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
+        elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(row_key(row))):
+            record(Result(row, Outcome.PENDING_EXISTS, request_id=waiting, state="AdminTask",
+                          error="not sent: this customer has a pending request with this label",
+                          finished_at=utc_now()))
         elif self.stop.stopping:
             record(Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
                           finished_at=utc_now()))

@@ -1,0 +1,68 @@
+"""The pending check before a run sends: which customers already have a request waiting for a checker.
+
+A nightly job re-run on the same list, or a file re-run after a partial failure, would otherwise file a
+second request for a customer whose first one is still ``AdminTask``. Before the first row is sent the
+run lists every pending CUSTOMER-STATUS-CHANGE request (any maker, any date), paged, and keeps an index
+``(identifierName, identifierValue, label) -> requestId``. A row with the same key is not sent: its
+outcome is ``pending-exists`` with that requestId. Matching is exact (identifier names in the documented
+spelling, values and labels as written), like the duplicate check within a file.
+
+Size: one entry is a tuple of three short strings and a requestId, about 0.5 KB, so 100,000 pending
+requests take some 50 MB; fine for the pending queue of one org, which a checker works through by hand.
+
+Paging a filtered list while checkers work is not a snapshot: a request approved during the pass drops
+out and moves later ones up a page, so one could be skipped. When ``totalElements`` changes during a pass
+the pass is repeated (at most ``PASSES`` times), merging what each pass saw; a request decided meanwhile
+stays in the index, which only skips a row whose change was just approved anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+
+from bulkstatus.api import WorkflowClient
+from bulkstatus.control import StopControl
+from bulkstatus.errors import RunAborted
+from bulkstatus.pacer import Pacer
+from bulkstatus.payload import REQUEST_TYPE
+from bulkstatus.resolver import Key, request_key
+from bulkstatus.retry import RetryPolicy
+from bulkstatus.workflow import PENDING, ApiCaller, list_pages
+
+log = logging.getLogger(__name__)
+PendingIndex = dict[Key, str]
+PASSES = 3
+
+
+async def pending_index(caller: ApiCaller, page_size: int) -> PendingIndex:
+    """Every pending request of the type, by key; the oldest one when a key has several."""
+    params = {"requestType": REQUEST_TYPE, "states": PENDING, "sortBy": "startDate", "sortOrder": "asc"}
+    index: PendingIndex = {}
+    for _ in range(PASSES):
+        totals: set[int] = set()
+        async with aclosing(list_pages(caller, params, page_size)) as pages:
+            async for items, _pages, total in pages:
+                totals.add(total)
+                for item in items:
+                    key = request_key(item)
+                    request_id = item.get("requestId")
+                    if key is not None and request_id and item.get("state", PENDING) == PENDING:
+                        index.setdefault(key, str(request_id))
+        if len(totals) <= 1:
+            break
+    return index
+
+
+async def pending_check(client: WorkflowClient, pacer: Pacer, policy: RetryPolicy, stop: StopControl,
+                        page_size: int) -> PendingIndex:
+    """The index for a run, on the run's pacer; a failure aborts the run before anything is sent."""
+    caller = ApiCaller(client, pacer, policy)
+    try:
+        index = await pending_index(caller, page_size)
+    except RunAborted as exc:
+        stop.abort(f"pending check: {exc}; or pass --no-pending-check to send without it")
+        return {}
+    log.info("pending check: %d pending %s request(s) found in %d call(s)", len(index), REQUEST_TYPE,
+             caller.total_calls)
+    return index
