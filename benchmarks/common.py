@@ -3,6 +3,7 @@ server, running the CLI as a child process, and a few statistics. Everything tal
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -11,11 +12,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiohttp import web
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -100,10 +104,9 @@ class ToolRun:
     stderr: str
 
 
-def run_tool(input_path: Path, url: str, *args: str, env: dict[str, str] | None = None,
+def run_tool(input_path: Path, url: str, out: Path, *args: str, env: dict[str, str] | None = None,
              timeout: float = 900.0) -> ToolRun:
-    """Run ``bulkstatus run`` in a child process; its run folder goes to a temporary directory."""
-    out = Path(tempfile.mkdtemp(prefix="bulkstatus-bench-"))
+    """Run ``bulkstatus run`` in a child process, its run folder under ``out``; wait for it."""
     started = time.perf_counter()
     proc = subprocess.run(tool_command(input_path, out, *args), env=env or tool_environment(url),
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -129,3 +132,47 @@ def median(values: Sequence[float]) -> float:
 
 def fmt(values: Sequence[float], digits: int = 0) -> str:
     return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+
+class ArrivalServer:
+    """A tiny aiohttp server in a background thread: answers CREATED to anything and records the
+    arrival time (``time.monotonic()``) of every request."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.first = threading.Event()
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="arrivals", daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
+        self.first.set()
+        await request.read()
+        return web.Response(body=CREATED.encode(), content_type="application/json")
+
+    async def _start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def __enter__(self) -> ArrivalServer:
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)

@@ -74,7 +74,8 @@ class Recorder:
         if sc.latency:
             await asyncio.sleep(sc.latency)
         first = self.arrivals[0]
-        if sc.throttle_at is not None and first + sc.throttle_at <= now < first + sc.throttle_at + sc.throttle_for:
+        throttling = sc.throttle_at is not None and 0 <= now - first - sc.throttle_at < sc.throttle_for
+        if throttling:
             return web.json_response({"errors": [{"code": 429, "message": "throttled"}]}, status=429,
                                      headers={"Retry-After": sc.retry_after})
         if sc.error_rate and self.rng.random() < sc.error_rate:
@@ -170,7 +171,8 @@ def report(sc: Scenario, r: dict[str, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="scenarios to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the scenarios")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), help="BULKSTATUS_LOOP for the tool")

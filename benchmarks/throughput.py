@@ -1,0 +1,204 @@
+"""Throughput and start-up: bulkstatus against a plain aiohttp script, and time to the first request.
+
+Parts (all by default, or name them):
+
+- ``overhead``: nginx on 127.0.0.1 answers a fixed 200; ``--runs`` times (alternating, so drift in the
+  machine hits both alike) the plain script (benchmarks/plain_client.py) and ``bulkstatus run --rate 0``
+  each send the same ``--rows`` file with the same ``--workers``. Rows/s is measured on the whole process
+  (command start to exit, what a user waits for) and in-process (the plain script's own timer; the
+  tool's summary.json duration). The figure is the median ratio tool/plain.
+- ``dry``: ``bulkstatus run --dry-run`` on 100,000 rows: the per-row cost with no network at all.
+- ``start``: a 1,000,000-row file at ``--rate 0`` against a timestamping server: seconds from the command
+  starting to the first request arriving; then SIGINT. Also the parts of it: interpreter + imports,
+  SHA-256 of the file, the line count.
+- ``profile``: ``bulkstatus run --rate 0`` on ``--rows`` rows against nginx under pyinstrument; the
+  text report goes to benchmarks/results/profile.txt (git-ignored) and its top is printed.
+
+    python benchmarks/throughput.py                       # everything (about 5 minutes)
+    python benchmarks/throughput.py overhead --runs 5 --rows 20000 --workers 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import (
+    HERE,
+    ArrivalServer,
+    data_file,
+    fmt,
+    median,
+    run_tool,
+    scratch,
+    tool_command,
+    tool_environment,
+)
+from nginx import nginx
+
+PARTS = ("overhead", "dry", "start", "profile")
+
+
+def plain_run(input_path: Path, url: str, workers: int, out: Path) -> tuple[float, float]:
+    """(rows/s over the whole process, rows/s by the script's own timer)."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(HERE / "plain_client.py"), str(input_path),
+                           str(out / "plain.csv"), "--url", url, "--workers", str(workers)],
+                          capture_output=True, text=True, check=True, timeout=900)
+    wall = time.perf_counter() - started
+    rows, _, rest = proc.stdout.partition(" rows in ")
+    inner = float(rest.split(" s")[0])
+    return int(rows) / wall, int(rows) / inner
+
+
+def tool_run(input_path: Path, url: str, workers: int, out: Path, *extra: str) -> tuple[float, float, dict]:
+    run = run_tool(input_path, url, out, "--rate", "0", "--concurrency", str(workers), *extra)
+    if run.folder is None or run.code not in (0,):
+        raise SystemExit(f"bulkstatus run failed (exit {run.code}):\n{run.stderr[-3000:]}")
+    summary = json.loads((run.folder / "summary.json").read_text())
+    rows = summary["rows"]
+    return rows / run.seconds, rows / summary["durationSeconds"], summary
+
+
+def overhead(args: argparse.Namespace) -> None:
+    path = data_file(args.rows)
+    plain_wall, plain_inner, tool_wall, tool_inner = [], [], [], []
+    with nginx() as url:
+        # One short warm-up each, so that the page cache and nginx are warm for run 1 too.
+        with scratch() as out:
+            plain_run(data_file(2000), url, args.workers, out)
+            tool_run(data_file(2000), url, args.workers, out)
+        for i in range(args.runs):
+            with scratch() as out:
+                order = ("plain", "tool") if i % 2 == 0 else ("tool", "plain")
+                for who in order:
+                    if who == "plain":
+                        wall, inner = plain_run(path, url, args.workers, out)
+                        plain_wall.append(wall)
+                        plain_inner.append(inner)
+                    else:
+                        wall, inner, summary = tool_run(path, url, args.workers, out)
+                        assert summary["counts"]["submitted"] == args.rows, summary["counts"]
+                        tool_wall.append(wall)
+                        tool_inner.append(inner)
+            print(f"  run {i + 1}: plain {plain_wall[-1]:.0f} rows/s, bulkstatus {tool_wall[-1]:.0f} rows/s "
+                  f"(whole process)", flush=True)
+    ratios = [t / p for t, p in zip(tool_wall, plain_wall, strict=True)]
+    ratios_inner = [t / p for t, p in zip(tool_inner, plain_inner, strict=True)]
+    print(f"overhead: {args.runs} x {args.rows} rows, {args.workers} workers, nginx on 127.0.0.1, "
+          f"loop {os.environ.get('BULKSTATUS_LOOP', 'default')}")
+    print(f"  plain script   rows/s whole process: {fmt(plain_wall)}  median {median(plain_wall):.0f}")
+    print(f"  bulkstatus     rows/s whole process: {fmt(tool_wall)}  median {median(tool_wall):.0f}")
+    print(f"  plain script   rows/s in-process:    {fmt(plain_inner)}  median {median(plain_inner):.0f}")
+    print(f"  bulkstatus     rows/s in-process:    {fmt(tool_inner)}  median {median(tool_inner):.0f}")
+    print(f"  RATIO tool/plain (whole process): median {median(ratios):.2f}  (runs: {fmt(ratios, 2)})")
+    print(f"  ratio tool/plain (in-process):    median {median(ratios_inner):.2f}  "
+          f"(runs: {fmt(ratios_inner, 2)})", flush=True)
+
+
+def dry(args: argparse.Namespace) -> None:
+    path = data_file(100_000)
+    walls, inners = [], []
+    for _ in range(3):
+        with scratch() as out:
+            run = run_tool(path, "http://127.0.0.1:9", out, "--dry-run", "--rate", "0")
+            if run.folder is None:
+                raise SystemExit(f"dry run failed (exit {run.code}):\n{run.stderr[-3000:]}")
+            summary = json.loads((run.folder / "summary.json").read_text())
+            walls.append(summary["rows"] / run.seconds)
+            inners.append(summary["rows"] / summary["durationSeconds"])
+    print(f"dry run: 3 x 100000 rows: rows/s whole process {fmt(walls)} (median {median(walls):.0f}); "
+          f"in-process {fmt(inners)} (median {median(inners):.0f})", flush=True)
+
+
+def start(args: argparse.Namespace) -> None:
+    path = data_file(1_000_000)
+    firsts = []
+    for _ in range(3):
+        with ArrivalServer() as server, scratch() as out:
+            cmd = tool_command(path, out, "--rate", "0", "--concurrency", str(args.workers))
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, env=tool_environment(server.url, BULKSTATUS_GRACE="2"),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                if not server.first.wait(timeout=60):
+                    raise SystemExit("no request arrived within 60 s")
+                assert server.first_arrival is not None
+                firsts.append(server.first_arrival - started)
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    # The parts: a bare interpreter, the imports, hashing and counting the file.
+    bare = _seconds([sys.executable, "-c", "pass"])
+    imports = _seconds([sys.executable, "-c", "import bulkstatus.cli.commands, bulkstatus.runner"])
+    t = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    sha = time.perf_counter() - t
+    t = time.perf_counter()
+    with path.open("rb") as fh:
+        lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+    count = time.perf_counter() - t
+    size = path.stat().st_size / 1e6
+    print(f"start: 1,000,000 rows ({size:.0f} MB): command start -> first request at the server: "
+          f"{fmt(firsts, 2)} s (median {median(firsts):.2f} s)")
+    print(f"  of which: bare python {bare:.2f} s, python + bulkstatus imports {imports:.2f} s, "
+          f"SHA-256 of the file {sha:.3f} s, counting its {lines} lines {count:.3f} s (page cache warm)",
+          flush=True)
+
+
+def _seconds(cmd: list[str]) -> float:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def profile(args: argparse.Namespace) -> None:
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    report = results / "profile.txt"
+    path = data_file(args.rows)
+    with nginx() as url, scratch() as out:
+        cmd = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(report), "-m", "bulkstatus",
+               *tool_command(path, out, "--rate", "0", "--concurrency", str(args.workers))[3:]]
+        proc = subprocess.run(cmd, env=tool_environment(url), capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise SystemExit(f"profiled run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    text = report.read_text()
+    print(f"profile of bulkstatus run --rate 0, {args.rows} rows, {args.workers} workers: {report}")
+    print("\n".join(text.splitlines()[:60]), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("parts", nargs="*", help=f"parts to run: {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    print(f"throughput: python {sys.version.split()[0]}, {os.cpu_count()} cores", flush=True)
+    for part in args.parts or PARTS:
+        globals()[part](args)
+
+
+if __name__ == "__main__":
+    main()
