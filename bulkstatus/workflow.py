@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -146,7 +146,7 @@ def _list_failure(answer: Answer) -> str:
 
 
 async def list_pages(caller: ApiCaller, params: dict[str, str], page_size: int,
-                     ) -> AsyncIterator[tuple[list[dict[str, Any]], int, int]]:
+                     ) -> AsyncGenerator[tuple[list[dict[str, Any]], int, int], None]:
     """Each page as (items, totalPages, totalElements), PageNo 0 first; raises RunAborted on failure."""
     page = 0
     while True:
@@ -221,6 +221,18 @@ async def for_each(items: Iterable[Any], workers: int, work: Callable[[Any], Awa
             await work(item)
 
     await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+
+
+def window_start(started_at: str) -> date | None:
+    """The startDate filter for a run's requests: the day before the run started (UTC).
+
+    A day earlier, so that the server's clock or a day boundary in its time zone cannot hide a request.
+    """
+    try:
+        started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (started - timedelta(days=1)).date()
 
 
 async def current_states(caller: ApiCaller, wanted: Iterable[str], since: date | None, page_size: int,

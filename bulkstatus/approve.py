@@ -1,0 +1,217 @@
+"""The checker's side: approve or reject a run's pending requests, each decision recorded.
+
+Two steps, so that the CLI can ask for confirmation in between: ``plan`` reads the run's submitted
+requests (optionally only those listed in a CSV) and looks up their states, keeping those still
+``AdminTask``; ``decide`` sends one decision per request, paced and retried like a run, and appends each
+decision and its answer to ``approvals.csv`` as it comes. A refusal (403 with code 4000: the maker
+deciding their own request, or a user without CanCheckRequest) is a row of that file like any other
+answer and does not stop the others; only credentials the API keeps refusing (401) stop the batch.
+
+Only ``submitted`` rows are decided: a ``pending-exists`` row points at a request an earlier run made,
+which is decided from that run's folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.model import IDENTIFIER_NAMES, Outcome
+from bulkstatus.recorder import RESULTS
+from bulkstatus.runfolder import Manifest
+from bulkstatus.sender import utc_now
+from bulkstatus.settings import Settings
+from bulkstatus.workflow import (
+    PENDING,
+    ApiCaller,
+    CallFailed,
+    current_states,
+    for_each,
+    open_caller,
+    window_start,
+)
+
+APPROVALS = "approvals.csv"
+APPROVAL_COLUMNS = ("requestId", "row", "identifierName", "identifierValue", "decision", "httpStatus",
+                    "state", "errorCode", "error", "decidedAt")
+DECISIONS = ("approved", "rejected")
+# The states a request may end in after each decision ("failed": approved, then the change itself failed).
+_ENDS = {"approved": frozenset({"approved", "failed"}), "rejected": frozenset({"rejected"})}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    request_id: str
+    row: str
+    identifier_name: str
+    identifier_value: str
+
+
+@dataclass
+class Plan:
+    folder: Path
+    pending: list[Target]
+    others: Counter[str]  # requests not decided, by their current state
+    unmatched_only: int = 0  # rows of the --only file that match no submitted request of the run
+    calls: int = 0
+
+
+@dataclass
+class ApproveReport:
+    accepted: int = 0
+    refused: int = 0
+    aborted: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)  # answers by final state or "refused"
+    calls: int = 0
+
+
+def _canonical(name: str) -> str:
+    return IDENTIFIER_NAMES.get(name.strip().lower(), name.strip())
+
+
+def read_only_file(path: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """The requestIds, or else the (identifierName, identifierValue) pairs, listed in ``path``."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [cell.strip().lower() for cell in next(reader, [])]
+            if "requestid" in header:
+                at = header.index("requestid")
+                return {row[at].strip() for row in reader if len(row) > at and row[at].strip()}, set()
+            if "identifiername" in header and "identifiervalue" in header:
+                name_at, value_at = header.index("identifiername"), header.index("identifiervalue")
+                return set(), {(_canonical(row[name_at]), row[value_at]) for row in reader
+                               if len(row) > max(name_at, value_at)}
+    except OSError as exc:
+        raise InputFileError(f"--only: cannot read {str(path)!r} ({exc.strerror}): check the path") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"--only: {str(path)!r} is not UTF-8 text: save it as CSV UTF-8") from None
+    raise InputFileError(f"--only: {str(path)!r} has neither a requestId column nor identifierName and "
+                         "identifierValue columns: give results.csv rows or the input rows to decide")
+
+
+def read_targets(folder: Path, only: Path | None) -> tuple[list[Target], int]:
+    """The run's submitted requests (those of ``only`` when given) and how many ``only`` rows matched none."""
+    ids, pairs = read_only_file(only) if only is not None else (set(), set())
+    targets: list[Target] = []
+    matched_ids: set[str] = set()
+    matched_pairs: set[tuple[str, str]] = set()
+    path = folder / RESULTS
+    if not path.is_file():
+        raise RunFolderError(f"{str(folder)!r} has no {RESULTS}: give the folder a run printed as its last line")
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            request_id = row.get("requestId") or ""
+            if row.get("outcome") != Outcome.SUBMITTED or not request_id:
+                continue
+            pair = (_canonical(row.get("identifierName") or ""), row.get("identifierValue") or "")
+            if only is not None:
+                if request_id not in ids if ids else pair not in pairs:
+                    continue
+                matched_ids.add(request_id)
+                matched_pairs.add(pair)
+            targets.append(Target(request_id, row.get("row") or "", pair[0], pair[1]))
+    unmatched = len(ids - matched_ids) if ids else len(pairs - matched_pairs)
+    return targets, unmatched if only is not None else 0
+
+
+async def plan(folder: Path, settings: Settings, only: Path | None = None) -> Plan:
+    """Which of the run's requests are still waiting for a checker, looked up now."""
+    manifest = Manifest.load(folder)
+    if manifest.dry_run:
+        raise RunFolderError(f"{str(folder)!r} is a dry run: nothing was sent, so there is nothing to decide")
+    targets, unmatched = await asyncio.to_thread(read_targets, folder, only)
+    async with open_caller(settings) as caller:
+        lookup = await current_states(caller, [t.request_id for t in targets], window_start(manifest.started_at),
+                                      settings.get("list-limit"), settings.get("concurrency"))
+        calls = caller.total_calls
+    pending = [t for t in targets if lookup.states.get(t.request_id) == PENDING]
+    others: Counter[str] = Counter(lookup.states.get(t.request_id, "unchecked") for t in targets
+                                   if lookup.states.get(t.request_id) != PENDING)
+    return Plan(folder, pending, others, unmatched, calls)
+
+
+class _Journal:
+    """approvals.csv, appended to row by row (a second approve on the same folder adds to it)."""
+
+    def __init__(self, path: Path) -> None:
+        new = not path.exists() or path.stat().st_size == 0
+        self._fh = path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        if new:
+            self._writer.writerow(APPROVAL_COLUMNS)
+
+    def write(self, target: Target, decision: str, status: int | None, state: str, code: str,
+              error: str) -> None:
+        self._writer.writerow((target.request_id, target.row, target.identifier_name, target.identifier_value,
+                               decision, "" if status is None else status, state, code, error, utc_now()))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def decision_body(request_id: str, decision: str, message: str) -> dict[str, Any]:
+    return {"requestId": request_id, "actionName": "AdminTask",
+            "payload": {"AdminTask-Payload": {"actionDecision": decision, "actionMessage": message}}}
+
+
+async def _decide_one(caller: ApiCaller, target: Target, decision: str, message: str, journal: _Journal,
+                      report: ApproveReport) -> None:
+    if report.aborted:
+        return  # the credentials were refused: the rest is not attempted and not recorded
+    body = decision_body(target.request_id, decision, message)
+    try:
+        answer, lost = await caller.call_noting_loss("decide", partial(caller.client.decide, body))
+    except CallFailed as exc:
+        report.refused += 1
+        report.counts["no answer"] += 1
+        journal.write(target, decision, None, "", "", f"no answer: {exc.kind}; run approve again to retry")
+        return
+    decided = answer.payload
+    status = answer.status
+    code, error = ("", "") if status == 200 else answer.error()
+    state = str(decided.get("state") or "") if status == 200 and decided is not None else ""
+    if status != 200 and lost:
+        # An earlier attempt may have gone through and its answer been lost: ask what the request is now.
+        try:
+            again = await caller.call("get", partial(caller.client.get, target.request_id))
+        except CallFailed:
+            again = None
+        now = again.payload.get("state") if again is not None and again.payload is not None else None
+        if now in _ENDS[decision]:
+            status, state, code, error = 200, str(now), "", "the answer was lost; the request has been decided"
+    if status == 401:
+        report.aborted = ("the API refused the credentials (HTTP 401) even after reading them again: check "
+                          "BULKSTATUS_UI_TOKEN (or --ui-token-file) and the gateway credentials")
+    if status == 200 and state:
+        report.accepted += 1
+        report.counts[state] += 1
+    else:
+        report.refused += 1
+        report.counts["refused" if status == 403 else "failed to decide"] += 1
+        error = error or ("HTTP 200 but no request in the answer" if status == 200 else f"HTTP {status}")
+    journal.write(target, decision, status, state, code, error)
+
+
+async def decide(plan: Plan, settings: Settings, decision: str, message: str) -> ApproveReport:
+    """Send the decision for every pending request of the plan; record each in approvals.csv."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}")
+    report = ApproveReport()
+    journal = _Journal(plan.folder / APPROVALS)
+    try:
+        async with open_caller(settings) as caller:
+            await for_each(plan.pending, settings.get("concurrency"),
+                           lambda t: _decide_one(caller, t, decision, message, journal, report))
+            report.calls = caller.total_calls
+    finally:
+        journal.close()
+    return report
+
