@@ -17,13 +17,15 @@ from bulkstatus.status import ExitStatus
 
 
 def program(args: argparse.Namespace) -> int:
-    from bulkstatus.cli import commands
+    from bulkstatus.cli import commands, followup
 
     handler = {
         "run": commands.run,
         "resume": commands.resume,
         "validate": commands.validate,
         "sandbox": commands.sandbox,
+        "track": followup.track,
+        "approve": followup.approve,
     }[args.command]
     return handler(args)
 

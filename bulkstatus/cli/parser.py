@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--new-run", action="store_true",
                      help="start afresh even though an unfinished run of the same file exists")
     run.add_argument("--strict", action="store_true", help="send nothing if any row is invalid")
+    run.add_argument("--no-pending-check", dest="pending-check", action="store_const", const=False,
+                     default=None, help="send every row, even when its customer has a pending request")
     _add_common(run)
 
     resume = sub.add_parser("resume", help="continue a run that did not finish",
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
     _add_settings(resume)
     resume.add_argument("--sandbox", action="store_true", help="resume against a new built-in simulator")
+    resume.add_argument("--no-pending-check", dest="pending-check", action="store_const", const=False,
+                        default=None, help="send every row, even when its customer has a pending request")
     _add_common(resume)
 
     validate = sub.add_parser("validate", help="check a CSV file offline; sends nothing",
@@ -81,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency", type=float, default=0.0, help="up to this many seconds per create")
     sandbox.add_argument("--not-found", default="", help="comma-separated identifier values answered 8015")
     _add_common(sandbox)
+    from bulkstatus.cli.followup import add_parsers
+
+    add_parsers(sub, _add_settings, _add_common)
     return parser
 
 
