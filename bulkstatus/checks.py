@@ -1,0 +1,250 @@
+"""Per-row validation: pure functions from the cells of one row to a CheckedRow. No I/O.
+
+Every problem message names the field, says why it is wrong and how to fix it, because it is what
+the user reads in results.csv, failed.csv and the `validate` report.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+
+from bulkstatus.model import IDENTIFIER_NAMES, Row
+
+# Longest value accepted per column: far above any real identifier, label or reason, low enough that a
+# runaway cell (a missing quote that swallowed lines) is caught instead of sent.
+MAX_LENGTH = {"identifierName": 256, "identifierValue": 256, "label": 256, "reason": 1000}
+_MAX_VALUE, _MAX_LABEL, _MAX_REASON = MAX_LENGTH["identifierValue"], MAX_LENGTH["label"], MAX_LENGTH["reason"]
+
+# E.164 numbers have at most 15 digits; nothing shorter than 6 digits is a reachable mobile.
+MOBILE_DIGITS = (6, 15)
+_MOBILE = re.compile(rf"\+?[0-9]{{{MOBILE_DIGITS[0]},{MOBILE_DIGITS[1]}}}")
+_MOBILE_PUNCTUATION = re.compile(r"[\s\-.()/]")
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# Trimmed around every value: tab and Unicode space separators (Zs: space, no-break space from
+# spreadsheets, ...). Line breaks are not trimmed: inside a quoted value they are content and are checked.
+TRIM_CHARS = "\t" + "".join(
+    ch for ch in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(ch) == "Zs"
+)
+
+# Control characters (Cc) are refused in every field; reason may hold line breaks and tabs (a note
+# typed in a spreadsheet cell with Alt+Enter). Identifiers also refuse the invisible format characters
+# that copy-paste brings along (soft hyphen, zero-width space, direction marks, BOM): they would make the
+# API look up a customer that does not exist.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_REASON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_INVISIBLE = r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+_CONTROL_IN_IDENTIFIER = re.compile(f"[{_INVISIBLE}]")
+_EDGE = TRIM_CHARS + "="  # a value starting with one of these may need normalise()
+_CONTROL_NAMES = {"\t": "tab", "\n": "line break", "\r": "carriage return", "\x00": "NUL"}
+
+# Names people write for the documented identifiers, for the did-you-mean only (never accepted).
+_NAME_SYNONYMS = {
+    "phone": "mobile", "mobileno": "mobile", "mobilenumber": "mobile", "msisdn": "mobile",
+    "phonenumber": "mobile", "mail": "email", "emailid": "email", "emailaddress": "email",
+    "card": "cardnumber", "cardno": "cardnumber", "externalid": "externalId",
+}
+_DOCUMENTED = ", ".join(IDENTIFIER_NAMES.values())
+Found = tuple[str, str, str]  # (column, kind, message)
+
+
+@dataclass(frozen=True, slots=True)
+class RowRules:
+    """What a row is checked against: defaults and the allowed labels (from ReadOptions)."""
+
+    default_label: str | None = None
+    default_reason: str | None = None
+    allowed_labels: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class CheckedRow:
+    """A row as read, with what is wrong with it (problems) and what was adjusted (notes)."""
+
+    row: Row
+    problems: list[str]
+    notes: list[str]
+    canonical_name: str
+    # (column, kind) of each entry of `problems`, in the same order, for the validate report's counts.
+    kinds: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def normalise(value: str) -> str:
+    """Trim spaces around a value and unwrap Excel's ="..." text guard, until neither applies.
+
+    Repeating until stable makes reading idempotent: what we write back is read back the same.
+    """
+    while value and (value[0] in TRIM_CHARS or value[-1] in TRIM_CHARS or value.startswith('="')):
+        stripped = value.strip(TRIM_CHARS)
+        if stripped.startswith('="') and stripped.endswith('"') and len(stripped) >= 3:
+            inner = stripped[2:-1]
+            # Only a well-formed formula string: every quote inside is doubled.
+            if '"' not in inner.replace('""', ""):
+                stripped = inner.replace('""', '"')
+        if stripped == value:
+            break
+        value = stripped
+    return value
+
+
+def _is_email(value: str) -> bool:
+    """The fast path's email test; _EMAIL_SHAPE says the same for printable values."""
+    local, _, domain = value.partition("@")
+    return bool(local) and "." in domain[1:-1] and "@" not in domain and " " not in value and value.isprintable()
+
+
+def _describe(ch: str) -> str:
+    name = _CONTROL_NAMES.get(ch, "") or unicodedata.name(ch, "control character")
+    return f"U+{ord(ch):04X} {name.lower()}"
+
+
+def _text_problems(column: str, value: str, pattern: re.Pattern[str], out: list[Found]) -> None:
+    if len(value) > MAX_LENGTH[column]:
+        out.append((column, "too-long", f"{column} is {len(value)} characters long, more than the "
+                    f"{MAX_LENGTH[column]} allowed; shorten it"))
+    found = pattern.search(value)
+    if found:
+        out.append((column, "control-character", f"{column} contains an invisible character "
+                    f"({_describe(found.group())}) at position {found.start() + 1}; delete it"))
+
+
+def check_identifier_name(raw: str) -> tuple[str | None, str | None]:
+    """The documented spelling of `raw` (any letter case), or None and the problem message."""
+    canonical = IDENTIFIER_NAMES.get(raw.lower())
+    if canonical is not None:
+        return canonical, None
+    if not raw:
+        return None, f"identifierName is empty; use one of {_DOCUMENTED}"
+    key = re.sub(r"[\s_\-.]", "", raw.lower())
+    guess = IDENTIFIER_NAMES.get(key) or _NAME_SYNONYMS.get(key)
+    if guess is None:
+        close = difflib.get_close_matches(key, IDENTIFIER_NAMES, n=1, cutoff=0.6)
+        guess = IDENTIFIER_NAMES[close[0]] if close else None
+    hint = f' (did you mean "{guess}"?)' if guess else ""
+    return None, (f'identifierName "{show(raw)}" is not a documented identifier name{hint}; '
+                  f"use one of {_DOCUMENTED}")
+
+
+def check_identifier_value(name: str | None, value: str) -> tuple[str, str] | None:
+    """(kind, message) when `value` cannot be a `name` identifier; None when it can."""
+    if not value:
+        what = f"the customer's {name}" if name else "the identifier"
+        return "empty-value", f"identifierValue is empty; fill in {what}"
+    if name == "email" and not _EMAIL_SHAPE.fullmatch(value):
+        return "bad-email", (f'identifierValue "{show(value)}" is not an email address; it needs one @ '
+                             "with text on both sides, a dot in the domain and no spaces")
+    if name == "mobile" and not _MOBILE.fullmatch(value):
+        cleaned = _MOBILE_PUNCTUATION.sub("", value)
+        fix = f'write it as "{cleaned}"' if _MOBILE.fullmatch(cleaned) else "correct the number"
+        low, high = MOBILE_DIGITS
+        return "bad-mobile", (f'identifierValue "{show(value)}" is not a mobile number ({low} to {high} '
+                              f"digits, an optional leading +, no spaces or dashes); {fix}")
+    return None
+
+
+def check_label(label: str, rules: RowRules) -> tuple[str, str] | None:
+    """(kind, message) when the label (default already applied) is empty or not allowed."""
+    if not label:
+        return "empty-label", "label is empty and no default label is set; fill in the label or pass --label"
+    allowed = rules.allowed_labels
+    if allowed and label not in allowed:
+        by_lower = {a.lower(): a for a in allowed}
+        close = difflib.get_close_matches(label.lower(), by_lower, n=1, cutoff=0.6)
+        hint = f' (did you mean "{by_lower[close[0]]}"?)' if close else ""
+        listed = ", ".join(sorted(allowed))
+        return "label-not-allowed", (f'label "{show(label)}" is not one of the allowed labels '
+                                     f"({listed}){hint}; correct it or add it to --labels")
+    return None
+
+
+def shape_problem(cells: int, columns: int, at_least: bool = False) -> tuple[str, str]:
+    """(kind, message) for a row whose cell count differs from the header's column count."""
+    if cells < columns:
+        return "too-few-cells", (f"row has {cells} cells but the header has {columns} columns; add the "
+                                 "missing cells (a line break inside an unquoted value splits a row)")
+    count = f"at least {cells}" if at_least else str(cells)
+    return "too-many-cells", (f"row has {count} cells but the header has {columns} columns; quote values "
+                              "that contain the delimiter, or remove the extra cells")
+
+
+def show(text: str, limit: int = 60) -> str:
+    """`text` fit for a one-line message: invisible characters escaped, long text shortened."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+
+
+def check_row(number: int, name: str, value: str, label: str | None, reason: str | None,
+              rules: RowRules, shape: tuple[str, str] | None = None) -> CheckedRow:
+    """Check one row. `label`/`reason` are None when the column is absent; `shape` is a (kind,
+    message) cell-count problem found by the reader, which replaces the field checks because the
+    cells of such a row are probably not in their columns."""
+    # This runs once per row of files with a million rows: the common case (clean, valid) is decided
+    # by the inline tests below, and only a row that fails one of them goes through _explain.
+    notes: list[str] = []
+    if name and (name[0] in _EDGE or name[-1] in TRIM_CHARS):
+        name = normalise(name)
+    if value and (value[0] in _EDGE or value[-1] in TRIM_CHARS):
+        if value[0] in TRIM_CHARS or value[-1] in TRIM_CHARS:
+            notes.append("spaces around identifierValue were trimmed")
+        value = normalise(value)
+    if label and (label[0] in _EDGE or label[-1] in TRIM_CHARS):
+        label = normalise(label)
+    if reason and (reason[0] in _EDGE or reason[-1] in TRIM_CHARS):
+        reason = normalise(reason)
+    label = label or rules.default_label or ""
+    reason = reason or rules.default_reason or ""
+    row = Row(number, name, value, label, reason)
+    canonical = IDENTIFIER_NAMES.get(name.lower())
+    allowed = rules.allowed_labels
+    # str.isprintable() is False for every control, format and odd space character: a cheap superset
+    # of what the regexes in _explain look for.
+    if (
+        shape is None
+        and canonical is not None
+        and 0 < len(value) <= _MAX_VALUE
+        and (_MOBILE.fullmatch(value) if canonical == "mobile"
+             else _is_email(value) if canonical == "email"
+             else value.isprintable())
+        and 0 < len(label) <= _MAX_LABEL
+        and (label in allowed if allowed else label.isprintable())
+        and 0 < len(reason) <= _MAX_REASON
+        and reason.isprintable()
+    ):
+        return CheckedRow(row, [], notes, canonical, [])
+    found = _explain(row, rules, shape)
+    return CheckedRow(row, [f[2] for f in found], notes, canonical or name, [f[:2] for f in found])
+
+
+def _explain(row: Row, rules: RowRules, shape: tuple[str, str] | None) -> list[Found]:
+    """Every problem of a row that the fast path in check_row refused, in column order."""
+    if shape is not None:
+        return [("row", *shape)]
+    found: list[Found] = []
+    canonical, name_problem = check_identifier_name(row.identifier_name)
+    if name_problem is not None:
+        found.append(("identifierName", "unknown-identifier-name", name_problem))
+        _text_problems("identifierName", row.identifier_name, _CONTROL_IN_IDENTIFIER, found)
+    value_problem = check_identifier_value(canonical, row.identifier_value)
+    if value_problem is not None:
+        found.append(("identifierValue", *value_problem))
+    _text_problems("identifierValue", row.identifier_value, _CONTROL_IN_IDENTIFIER, found)
+    label_problem = check_label(row.label, rules)
+    if label_problem is not None:
+        found.append(("label", *label_problem))
+    _text_problems("label", row.label, _CONTROL, found)
+    if not row.reason:
+        found.append(("reason", "empty-reason", "reason is empty and no default reason is set; "
+                      "fill in the reason or pass --reason"))
+    _text_problems("reason", row.reason, _CONTROL_IN_REASON, found)
+    return found
