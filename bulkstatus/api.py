@@ -6,7 +6,6 @@ answer is parsed defensively into an ``Answer`` and never raises on its content.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +37,8 @@ class Answer:
     @property
     def payload(self) -> dict[str, Any] | None:
         """The ``data`` object of a documented answer, if there is one."""
-        if isinstance(self.data, dict) and isinstance(self.data.get("data"), dict):
-            return self.data["data"]
-        return None
+        inner = self.data.get("data") if isinstance(self.data, dict) else None
+        return inner if isinstance(inner, dict) else None
 
     def error(self) -> tuple[str, str]:
         """(code, message) from the v2 error shape or anything close to it; else a short description."""
@@ -99,7 +97,7 @@ class WorkflowClient:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except aiohttp.ClientConnectorError:
             raise SendError("connection refused or unreachable", in_doubt=False) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise SendError("timed out waiting for the answer", in_doubt=data is not None) from None
         except aiohttp.ServerDisconnectedError:
             raise SendError("connection closed with no answer", in_doubt=data is not None) from None

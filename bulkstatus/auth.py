@@ -7,6 +7,7 @@ naming the version it used; only the first such worker refreshes, the others jus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,10 +103,8 @@ class Credentials:
             raise RunAborted(f"cannot reach the OAuth token URL ({type(exc).__name__}): check --oauth-url "
                              "and the network") from None
         data: Any = None
-        try:
+        with contextlib.suppress(ValueError):
             data = loads(text)
-        except ValueError:
-            pass
         token = ttl = None
         if isinstance(data, dict) and isinstance(data.get("data"), dict):
             token = data["data"].get("accessToken")

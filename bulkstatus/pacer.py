@@ -25,8 +25,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class Pacer:
     """Grants request starts no faster than the configured rate, evenly spaced."""
 
-    # After a 429 the pace drops to this share of the current one; each quiet ``recover_after`` seconds
-    # it climbs back by ``recover_step`` of the configured pace, never above it.
+    # After a 429 the pace drops to this share of the current one (at most once per ``recover_after``
+    # seconds, so that a burst of 429s from one overload counts once); each quiet ``recover_after``
+    # seconds it climbs back by ``RECOVER_STEP`` of the configured pace, never above it.
     BACKOFF_FACTOR = 0.5
     MIN_FACTOR = 0.05
     RECOVER_STEP = 0.1
@@ -50,7 +51,7 @@ class Pacer:
         rate: Rate,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        recover_after: float = 5.0,
+        recover_after: float = 2.0,
     ) -> None:
         self.rate = rate
         self._clock = clock
@@ -100,9 +101,9 @@ class Pacer:
         now = self._clock()
         self._paused_until = max(self._paused_until, now + seconds)
         self.throttled += 1
-        if not self.rate.unlimited:
+        if not self.rate.unlimited and now - self._last_throttle >= self.recover_after:
             self._factor = max(self.MIN_FACTOR, self._factor * self.BACKOFF_FACTOR)
-        self._last_throttle = now
+            self._last_throttle = now
 
     def _recover(self) -> None:
         if self._factor >= 1.0:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 # The statuses the API documents as passing: 429 throttled, 461 search engine busy, 503 (4001)
 # authorization status unavailable, 521 multiple actions running for the customer, and gateway errors.
@@ -29,10 +29,10 @@ class RetryPolicy:
     def wait(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER)
+            return float(min(retry_after, MAX_RETRY_AFTER))
         if self.base <= 0:
             return 0.0
-        return min(self.cap, self.base * 2 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0)
+        return float(min(self.cap, self.base * 2 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -19,6 +19,7 @@ from bulkstatus.resolver import DoubtResolver, LookupFailed
 from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
 
 log = logging.getLogger(__name__)
+RETRY_WITH_NEW_CREDENTIALS = object()  # _judge's answer after a 401 that a refresh may cure
 
 
 def utc_now() -> str:
@@ -73,17 +74,18 @@ class Sender:
                 await self._backoff(attempts, None)
                 continue
             outcome = await self._judge(row, answer, attempts, auth_retried)
-            if outcome == "retry-auth":
+            if outcome is RETRY_WITH_NEW_CREDENTIALS:
                 auth_retried = True
                 attempts -= 1  # a refreshed credential does not use up one of the row's retries
                 continue
             if isinstance(outcome, Result):
                 return outcome
+            assert isinstance(outcome, tuple)
             last = outcome
             await self._backoff(attempts, answer.retry_after if answer.status in (429, 503) else None)
 
     async def _judge(self, row: Row, answer: Answer, attempts: int,
-                     auth_retried: bool) -> Result | str | tuple[int | None, str, str]:
+                     auth_retried: bool) -> Result | object | tuple[int | None, str, str]:
         status = answer.status
         created = answer.payload
         if status == 200 and created is not None and created.get("requestId"):
@@ -96,7 +98,7 @@ class Sender:
             if not auth_retried and await self.client.credentials.refresh(
                 self.client.session, answer.credential_version
             ):
-                return "retry-auth"
+                return RETRY_WITH_NEW_CREDENTIALS
             self.stop.abort("the API refused the credentials (HTTP 401) even after reading them again: "
                             "check BULKSTATUS_UI_TOKEN (or its file) and the gateway credentials")
             return self._unprocessed(row, attempts, (status, code, message))

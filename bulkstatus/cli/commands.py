@@ -160,6 +160,8 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
 
 
 async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunReport, int]:
+    report: RunReport | None = None
+
     async def body(settings: Settings) -> int:
         nonlocal report
         job.settings = settings
@@ -168,7 +170,6 @@ async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunRepo
         report = await runner.execute()
         return run_exit_status(report.counts, report.interrupted, report.abort_reason is not None)
 
-    report: RunReport | None = None
     if getattr(args, "sandbox", False):
         status = await _with_sandbox(job.settings, body)
     else:

@@ -1,0 +1,196 @@
+"""Never lose or double a row: faults, kill -9 and resume, SIGTERM, expiring and wrong credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, read_csv, write_csv
+
+from bulkstatus.sim import config as simcfg
+
+
+def make_rows(n: int, seed: int = 1) -> list[tuple[str, str, str, str]]:
+    rnd = random.Random(seed)
+    values = rnd.sample(range(10**9, 10**10), n)
+    return [("mobile", f"91{v}", "Suspended", f"fraud batch {i}") for i, v in enumerate(values)]
+
+
+def accepted_counts(sim) -> Counter[tuple[str, str]]:
+    return Counter((r.identifier_value, r.label) for r in sim.sim.state.accepted())
+
+
+def assert_exactly_once(sim, folder: Path, rows) -> None:
+    """Every row accepted by the simulator exactly once, and results.csv names exactly those requests."""
+    counts = accepted_counts(sim)
+    doubled = [k for k, c in counts.items() if c > 1]
+    assert not doubled, f"{len(doubled)} customers got two requests: {doubled[:3]}"
+    assert set(counts) == {(r[1], r[2]) for r in rows}, "some rows were never accepted"
+    results = read_csv(folder / "results.csv")
+    assert [r["row"] for r in results] == [str(i) for i in range(1, len(rows) + 1)]
+    assert {r["outcome"] for r in results} == {"submitted"}
+    assert {r["requestId"] for r in results} == {r.request_id for r in sim.sim.state.accepted()}
+
+
+def test_five_thousand_rows_through_faults(sim, env, cli, tmp_path):
+    """10% transient 5xx, 429s below the client's pace, latency and dropped connections: nothing lost."""
+    rows = make_rows(5000)
+    path = write_csv(tmp_path / "faulty.csv", rows)
+    config = sim.config
+    config.seed = 42
+    sim.sim.apply_config({"seed": 42})
+    config.error_rate = 0.10
+    config.rate_limit = 900
+    config.latency = (0.0, 0.004)
+    config.drop_before_rate = 0.01
+    config.drop_after_rate = 0.01
+    started = time.monotonic()
+    result = cli("run", "--rate", "1500/s", "--concurrency", "16", "--max-retries", "12", path)
+    duration = time.monotonic() - started
+    results = read_csv(result.folder / "results.csv")
+    assert len(results) == 5000 and all(r["outcome"] for r in results)
+    accepted = {r.request_id for r in sim.sim.state.accepted()}
+    assert {r["requestId"] for r in results if r["requestId"]} == accepted
+    assert not [k for k, c in accepted_counts(sim).items() if c > 1]
+    summary = json.loads((result.folder / "summary.json").read_text())
+    stats = Counter(call.outcome for call in sim.sim.state.received())
+    print(f"\nfault run: 5000 rows in {duration:.1f} s; simulator saw {dict(stats)}; "
+          f"retries {summary['retries']}, throttled {summary['throttled']}, "
+          f"adopted {summary['adoptedAfterLostAnswer']}, lookups {summary['lookupCalls']}, "
+          f"outcomes {summary['counts']}")
+    assert stats["transient-error"] > 100 and stats["rate-limited"] > 0
+    assert stats["dropped-after"] > 0 and stats["dropped-before"] > 0
+    assert summary["adoptedAfterLostAnswer"] >= stats["dropped-after"] * 0.5
+    assert result.code == (0 if summary["counts"]["submitted"] == 5000 else 1)
+
+
+def _spawn(args: list[str], environ: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bulkstatus", *args], env=environ, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=environ["_CWD"])
+
+
+def _child_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BULKSTATUS_")}
+    environ.update(env)
+    environ["_CWD"] = str(tmp_path)
+    environ["PYTHONPATH"] = str(ROOT)
+    return environ
+
+
+def _wait_accepted(sim, at_least: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(sim.sim.state.accepted()) < at_least:
+        assert time.monotonic() < deadline, "the run did not get going"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("kill_after,drop_after", [(5, 0.0), (60, 0.3), (150, 0.0), (230, 0.5)])
+def test_kill_9_then_resume_sends_each_row_exactly_once(sim, env, tmp_path, cli, kill_after, drop_after):
+    """kill -9 at several points (also with answers lost after the server recorded the request)."""
+    rows = make_rows(300, seed=kill_after)
+    path = write_csv(tmp_path / "night.csv", rows)
+    sim.config.drop_after_rate = drop_after
+    sim.sim.apply_config({"seed": kill_after})
+    environ = _child_env(env, tmp_path)
+    proc = _spawn(["run", "--rate", "400/s", "--quiet", str(path)], environ)
+    try:
+        _wait_accepted(sim, kill_after)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    [folder] = list((tmp_path / "out").iterdir())
+    sim.config.drop_after_rate = 0.0
+    # A plain re-run is refused: it would double what the killed run sent.
+    again = cli("run", path)
+    assert again.code == 2 and f"bulkstatus resume {folder}" in again.err
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["counts"]["submitted"] == 300
+
+
+def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli):
+    """SIGTERM: exit 130, the rest `unprocessed` in failed.csv, and resume finishes the run."""
+    rows = make_rows(400, seed=9)
+    path = write_csv(tmp_path / "term.csv", rows)
+    proc = _spawn(["run", "--rate", "200/s", str(path)], _child_env(env, tmp_path))
+    _wait_accepted(sim, 40)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    folder = Path(out.strip().splitlines()[-1])
+    failed = read_csv(folder / "failed.csv")
+    assert failed and {f["outcome"] for f in failed} == {"unprocessed"}
+    results = read_csv(folder / "results.csv")
+    assert len(results) == 400
+    assert "bulkstatus resume" in err
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)
+    assert not read_csv(folder / "failed.csv")
+
+
+def test_rotated_ui_token_and_short_oauth_lifetime(sim, env, tmp_path, cli, monkeypatch):
+    """The UI token rotates mid-run and OAuth tokens live 1 s: no row fails for auth."""
+    token_file = tmp_path / "ui.jwt"
+    token_file.write_text(simcfg.SANDBOX_MAKER_TOKEN + "\n")
+    monkeypatch.delenv("BULKSTATUS_UI_TOKEN")
+    monkeypatch.setenv("BULKSTATUS_UI_TOKEN_FILE", str(token_file))
+    monkeypatch.delenv("BULKSTATUS_API_USER")
+    monkeypatch.delenv("BULKSTATUS_API_PASSWORD")
+    monkeypatch.setenv("BULKSTATUS_OAUTH_KEY", simcfg.SANDBOX_OAUTH_KEY)
+    monkeypatch.setenv("BULKSTATUS_OAUTH_SECRET", simcfg.SANDBOX_OAUTH_SECRET)
+    sim.config.oauth_ttl_seconds = 1
+    rows = make_rows(250, seed=3)
+    path = write_csv(tmp_path / "rot.csv", rows)
+
+    def rotate() -> None:
+        _wait_accepted(sim, 80)
+        token_file.write_text("rotated-maker-token\n")
+        sim.config.maker_tokens = {"rotated-maker-token": simcfg.SANDBOX_MAKER_USER_ID}
+
+    rotator = threading.Thread(target=rotate, daemon=True)
+    rotator.start()
+    result = cli("run", "--rate", "100/s", path)
+    rotator.join(timeout=5)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, result.folder, rows)
+    summary = json.loads((result.folder / "summary.json").read_text())
+    assert summary["authRefreshes"] >= 1
+    assert sim.sim.state.stats()["oauth_calls"] >= 2
+    assert "rotated-maker-token" not in result.err + (result.folder / "run.log").read_text()
+
+
+def test_wrong_token_aborts_within_a_few_requests(sim, env, tmp_path, cli, monkeypatch):
+    """A wrong UI token: exit 3 after a few requests, every other row `unprocessed`, one clear line."""
+    monkeypatch.setenv("BULKSTATUS_UI_TOKEN", "wrong-token-value")
+    path = write_csv(tmp_path / "wrong.csv", make_rows(2000, seed=4))
+    result = cli("run", "--rate", "0", path)
+    assert result.code == 3, result.err
+    assert sim.sim.state.stats()["create_calls"] <= 20
+    results = read_csv(result.folder / "results.csv")
+    assert len(results) == 2000 and {r["outcome"] for r in results} == {"unprocessed"}
+    assert "401" in result.err and "BULKSTATUS_UI_TOKEN" in result.err
+    assert "wrong-token-value" not in result.err
+
+
+def test_resume_refuses_a_changed_input(sim, env, tmp_path, cli):
+    """Resume stops with exit 2 when the input's SHA-256 changed."""
+    path = write_csv(tmp_path / "c.csv", make_rows(5))
+    sim.config.maker_tokens = {}
+    first = cli("run", path)
+    assert first.code == 3
+    path.write_text(path.read_text() + "mobile,919000000001,Suspended,x\n")
+    result = cli("resume", first.folder)
+    assert result.code == 2 and "changed since the run started" in result.err
