@@ -49,6 +49,22 @@ _NAME_SYNONYMS = {
     "card": "cardnumber", "cardno": "cardnumber", "externalid": "externalId",
 }
 _DOCUMENTED = ", ".join(IDENTIFIER_NAMES.values())
+
+# Every kind of row problem, with the heading the validate report counts it under.
+PROBLEM_KINDS = {
+    "too-few-cells": "row has fewer cells than the header",
+    "too-many-cells": "row has more cells than the header",
+    "unknown-identifier-name": "identifierName is not one of the documented names",
+    "empty-value": "identifierValue is empty",
+    "bad-email": "identifierValue cannot be an email address",
+    "bad-mobile": "identifierValue cannot be a mobile number",
+    "empty-label": "label is empty and no default label is set",
+    "label-not-allowed": "label is not one of the allowed labels",
+    "empty-reason": "reason is empty and no default reason is set",
+    "too-long": "value is longer than allowed",
+    "control-character": "value contains a control or invisible character",
+    "duplicate": "same customer as an earlier row (not sent)",
+}
 Found = tuple[str, str, str]  # (column, kind, message)
 
 

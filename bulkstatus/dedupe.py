@@ -1,0 +1,156 @@
+"""Which rows repeat an earlier row's customer: a compact index of (identifierName, identifierValue).
+
+A Python set of a million key tuples takes ~150 MB. The index keeps only a 64-bit BLAKE2b hash of
+each key and the row number that first had it, in an open-addressing table (linear probing) of two
+numpy arrays kept at most half full: 12 bytes a slot, 12-24 (about 25 at 1,000,000 keys) bytes a key.
+Two different keys share a hash with probability about n^2 / 2^65: 3e-8 for a million rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["DuplicateIndex", "duplicate_message", "key_hash"]
+
+_EMPTY = 0  # marks a free slot; a key whose hash is 0 is stored as 1
+_MIN_SLOTS = 1 << 12
+_REHASH_SLICE = 1 << 16
+
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+
+def key_hash(key: tuple[str, str]) -> int:
+    """A stable (same in every process) non-zero 64-bit hash of (identifier name, value).
+
+    NUL cannot occur in a documented identifier name, so name + NUL + value is unambiguous."""
+    data = f"{key[0]}\x00{key[1]}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
+
+
+def duplicate_message(earlier_row: int) -> str:
+    """The error of a duplicate row, naming the row that is sent instead."""
+    return (f"duplicate of row {earlier_row}: the same identifierName and identifierValue appear there, "
+            "and only that row is sent; delete this row")
+
+
+class DuplicateIndex:
+    """Remembers the first row of every key; `check` says whether a key was seen before."""
+
+    __slots__ = ("_count", "_keys", "_mask", "_rows")
+
+    def __init__(self, expected_keys: int = 0) -> None:
+        self._count = 0
+        self._allocate(_slots_for(expected_keys))
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the table's arrays."""
+        return int(self._keys.nbytes + self._rows.nbytes)
+
+    def check(self, key: tuple[str, str], row_number: int) -> int | None:
+        """The earlier row number with the same key, else None after recording this row."""
+        h = key_hash(key)
+        keys, mask = self._keys, self._mask
+        slot = h & mask
+        while True:
+            found = keys.item(slot)
+            if found == h:
+                return int(self._rows.item(slot))
+            if found == _EMPTY:
+                break
+            slot = (slot + 1) & mask
+        if 2 * (self._count + 1) > len(keys):
+            self._grow(self._count + 1)
+            self._insert(np.array([h], np.uint64), np.array([row_number], np.uint32))
+        else:
+            keys[slot] = h
+            self._rows[slot] = row_number
+        self._count += 1
+        return None
+
+    def check_many(self, keys: Sequence[tuple[str, str]], rows: Sequence[int]) -> list[int | None]:
+        """`check` for many rows at once, in order: a row may repeat one earlier in the same batch."""
+        n = len(keys)
+        if n == 0:
+            return []
+        hashes = np.fromiter((key_hash(k) for k in keys), np.uint64, n)
+        numbers = np.asarray(rows, dtype=np.uint32)
+        unique, first = np.unique(hashes, return_index=True)
+        inverse = np.searchsorted(unique, hashes)
+        seen = self._lookup(unique)  # earlier row in the table, 0 when new
+        first_of_each = first[inverse]
+        in_batch = np.where(first_of_each != np.arange(n), numbers[first_of_each], 0)
+        earlier = np.where(seen[inverse] != 0, seen[inverse], in_batch)
+        new = seen == 0
+        self._grow(self._count + int(new.sum()))
+        self._insert(unique[new], numbers[first[new]])
+        self._count += int(new.sum())
+        return [int(r) or None for r in earlier.tolist()]
+
+    # --- the table ------------------------------------------------------------------------------
+
+    def _allocate(self, slots: int) -> None:
+        self._keys: U64 = np.zeros(slots, np.uint64)
+        self._rows: U32 = np.zeros(slots, np.uint32)
+        self._mask = slots - 1
+
+    def _grow(self, count: int) -> None:
+        """Make room for `count` keys, keeping the table at most half full."""
+        if 2 * count <= len(self._keys):
+            return
+        old_keys, old_rows = self._keys, self._rows
+        self._allocate(_slots_for(count))
+        # Rehash in slices so that the temporary arrays stay small next to the table itself.
+        for start in range(0, len(old_keys), _REHASH_SLICE):
+            keys = old_keys[start : start + _REHASH_SLICE]
+            used = keys != _EMPTY
+            self._insert(keys[used], old_rows[start : start + _REHASH_SLICE][used])
+
+    def _home(self, hashes: U64) -> I64:
+        return (hashes & np.uint64(self._mask)).astype(np.int64)
+
+    def _lookup(self, hashes: U64) -> U32:
+        """Row stored for each hash, 0 when absent; all hashes probe in step, one slot per round."""
+        slots = self._home(hashes)
+        result = np.zeros(len(hashes), np.uint32)
+        pending = np.arange(len(hashes))
+        while pending.size:
+            stored = self._keys[slots[pending]]
+            hit = stored == hashes[pending]
+            result[pending[hit]] = self._rows[slots[pending[hit]]]
+            pending = pending[~hit & (stored != _EMPTY)]
+            slots[pending] = (slots[pending] + 1) & self._mask
+        return result
+
+    def _insert(self, hashes: U64, rows: U32) -> None:
+        """Store hashes absent from the table (and unique). Each round, every pending hash whose
+        slot is free competes for it; one per slot wins, the rest move on to the next slot."""
+        slots = self._home(hashes)
+        pending = np.arange(len(hashes))
+        while pending.size:
+            free = pending[self._keys[slots[pending]] == _EMPTY]
+            _, winner_at = np.unique(slots[free], return_index=True)
+            won = free[winner_at]
+            self._keys[slots[won]] = hashes[won]
+            self._rows[slots[won]] = rows[won]
+            placed = np.zeros(len(hashes), bool)
+            placed[won] = True
+            pending = pending[~placed[pending]]
+            slots[pending] = (slots[pending] + 1) & self._mask
+
+
+def _slots_for(count: int) -> int:
+    """Smallest power of two that keeps `count` keys at most half the slots."""
+    slots = _MIN_SLOTS
+    while slots < 2 * count:
+        slots *= 2
+    return slots
