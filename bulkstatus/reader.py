@@ -100,20 +100,25 @@ def _cell(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _first_records(text: str, delimiter: str) -> tuple[list[str] | None, bool, bool]:
+def _first_records(text: str, delimiter: str, whole: bool = False) -> tuple[list[str] | None, bool, bool]:
     """The first non-blank record of `text` (the header), whether another follows, and whether
-    parsing stopped at an error."""
+    parsing stopped at an error (looking at all of `text` if `whole`)."""
     header: list[str] | None = None
+    has_data = False
     try:
-        for record in csv.reader(io.StringIO(text), delimiter=delimiter, strict=True):
-            if any(cell.strip(checks.TRIM_CHARS) for cell in record):
-                if header is not None:
-                    return header, True, False
+        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            if not any(cell.strip(checks.TRIM_CHARS) for cell in record):
+                continue
+            if header is None:
                 header = record
                 header[0] = header[0].lstrip("\ufeff")
+            else:
+                has_data = True
+                if not whole:
+                    break
     except csv.Error:
         return header, header is not None, True
-    return header, False, False
+    return header, has_data, False
 
 
 def _lines(text: str) -> int:
@@ -186,16 +191,21 @@ class InputReader:
         return "utf-8-sig" if name == "utf-8" and bom == "utf-8-sig" else name
 
     def _decode_sample(self, sample: bytes, at_eof: bool) -> str:
+        # NUL bytes: UTF-16 without a BOM (every other byte) or not text at all. Checked before
+        # decoding because such a file would otherwise be reported as having undecodable bytes.
+        wide = self.encoding.startswith(("utf-16", "utf-32"))
+        if not wide and b"\x00" in sample:
+            head = sample[:4096]
+            if max(head[0::2].count(0), head[1::2].count(0)) > len(head) // 4:
+                raise self._error("looks like UTF-16 without a byte-order mark; save it as CSV UTF-8, or "
+                                  "pass --encoding utf-16-le (or utf-16-be)")
+            raise self._error("is not a text file (it contains NUL bytes); save the sheet as CSV UTF-8")
         try:
             text = codecs.getincrementaldecoder(self.encoding)().decode(sample, final=at_eof)
         except UnicodeDecodeError:
             raise self._decode_error() from None
         if "\x00" in text:
-            zeros = sample[:4096]
-            if zeros[1::2].count(0) > len(zeros) // 4 or zeros[0::2].count(0) > len(zeros) // 4:
-                raise self._error("looks like UTF-16 without a byte-order mark; save it as CSV UTF-8, or "
-                                  "pass --encoding utf-16-le (or utf-16-be)")
-            raise self._error("is not a text file (it contains NUL bytes); save the sheet as CSV UTF-8")
+            raise self._error("is not a text file (it contains NUL characters); save the sheet as CSV UTF-8")
         return text
 
     def _sniff(self, text: str, at_eof: bool) -> tuple[str, list[str], bool]:
@@ -218,8 +228,9 @@ class InputReader:
                 raise self._csv_error(forced or ",")
             raise self._error("contains only blank lines; it needs a header line "
                               "identifierName,identifierValue,label,reason and one row per customer")
-        # A sample cut inside a quoted value ends in a parse error: only fatal when it is the whole file.
-        if best[5] and at_eof:
+        # A file that fits in the sample is parsed whole now, so that a broken quote stops it before
+        # anything is sent. In a longer sample the last record may be cut, so errors wait for __iter__.
+        if at_eof and (best[5] or _first_records(text, best[2], whole=True)[2]):
             raise self._csv_error(best[2])
         return best[2], best[3], best[4]
 
@@ -241,16 +252,13 @@ class InputReader:
             raise self._error(f'has no header row (the first line "{checks.show(",".join(self.columns))}" '
                               "looks like data); add the line identifierName,identifierValue,label,reason "
                               "at the top")
-        for column, default, flag in (("label", self._rules.default_label, "--label"),
-                                      ("reason", self._rules.default_reason, "--reason")):
+        hint = " (if the file uses another delimiter, pass --delimiter)" if len(self.columns) == 1 else ""
+        for column, default in zip(COLUMNS, (None, None, self._rules.default_label, self._rules.default_reason),
+                                   strict=True):
             if column not in found and default is None:
-                raise self._header_error(f'column {column} is missing{self._did_you_mean(column, found)} and '
-                                         f"no default {column} is set; add a {column} column or pass {flag}")
-        missing = [c for c in COLUMNS[:2] if c not in found]
-        if missing:
-            hint = " (if the file uses another delimiter, pass --delimiter)" if len(self.columns) == 1 else ""
-            raise self._header_error(f"column {missing[0]} is missing{self._did_you_mean(missing[0], found)}"
-                                     f"{hint}")
+                fix = (f" and no default {column} is set; add a {column} column or pass --{column}"
+                       if column in ("label", "reason") else hint)
+                raise self._header_error(f"column {column} is missing{self._did_you_mean(column, found)}{fix}")
         return found
 
     def _did_you_mean(self, column: str, found: dict[str, int]) -> str:
@@ -333,7 +341,7 @@ class InputReader:
                     yield rows
         except UnicodeDecodeError:
             raise self._decode_error() from None
-        except pd.errors.ParserError:
+        except (pd.errors.ParserError, csv.Error):
             raise self._csv_error(self.delimiter) from None
 
     def _check_frame(self, frame: pd.DataFrame, header_pending: bool) -> tuple[list[CheckedRow], bool]:

@@ -1,0 +1,104 @@
+"""Every file of the corpus: a one-line fatal message, or the expected outcome of every row."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from corpus_cases import CORPUS, Case
+
+from bulkstatus.checks import PROBLEM_KINDS
+from bulkstatus.errors import InputFileError
+from bulkstatus.reader import InputReader, ReadOptions
+from bulkstatus.report import render_json, render_text, validate_file
+
+BY_NAME = {case.name: case for case in CORPUS}
+
+
+def write(case: Case, folder: Path) -> Path:
+    path = folder / case.name
+    path.write_bytes(case.data)
+    return path
+
+
+def outcomes(case: Case, path: Path) -> list[str]:
+    report = validate_file(path, ReadOptions(**case.options))
+    kinds: dict[int, list[str]] = {}
+    for problem in report.problems:
+        kinds.setdefault(problem.row, []).append(problem.kind)
+    result = []
+    for row in range(1, report.rows + 1):
+        found = kinds.get(row, [])
+        if found == ["duplicate"]:
+            result.append("duplicate")
+        else:
+            result.append("invalid:" + "+".join(dict.fromkeys(found)) if found else "valid")
+    return result
+
+
+def test_corpus_is_large_and_well_formed() -> None:
+    """The corpus has at least 25 bad or unusual files, unique names, and known problem kinds."""
+    assert len(CORPUS) >= 25
+    assert len(BY_NAME) == len(CORPUS)
+    option_names = {f.name for f in fields(ReadOptions)}
+    for case in CORPUS:
+        assert (case.fatal is None) != (not case.rows), case.name
+        assert set(case.options) <= option_names
+        for row in case.rows:
+            assert row in ("valid", "duplicate") or all(
+                kind in PROBLEM_KINDS for kind in row.removeprefix("invalid:").split("+")), row
+
+
+@pytest.mark.parametrize("case", [c for c in CORPUS if c.fatal], ids=lambda c: c.name)
+def test_fatal_file_stops_with_one_line_message(case: Case, tmp_path: Path) -> None:
+    """A file that cannot be read raises InputFileError with one line naming the file and the fix."""
+    path = write(case, tmp_path)
+    with pytest.raises(InputFileError) as caught:
+        validate_file(path, ReadOptions(**case.options))
+    message = str(caught.value)
+    assert case.fatal in message
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message and "\r" not in message
+
+
+@pytest.mark.parametrize("case", [c for c in CORPUS if not c.fatal], ids=lambda c: c.name)
+def test_readable_file_gives_each_row_its_outcome(case: Case, tmp_path: Path) -> None:
+    """Each row of a readable file is valid, duplicate or invalid for the expected reasons."""
+    path = write(case, tmp_path)
+    assert outcomes(case, path) == list(case.rows)
+    report = validate_file(path, ReadOptions(**case.options))
+    assert render_text(report) and render_json(report)
+    if case.values:
+        with InputReader(path, ReadOptions(**case.options)) as reader:
+            read = {c.row.number: c.row for chunk in reader for c in chunk}
+        for number, expected in case.values.items():
+            row = read[number]
+            assert (row.identifier_name, row.identifier_value, row.label, row.reason) == expected
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.name)
+def test_validate_command_exit_status(case: Case, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """`bulkstatus validate` exits 0, 1 or 2 as documented, with no traceback."""
+    path = write(case, tmp_path)
+    result = cli("validate", path, *case.cli_args)
+    assert result.code == case.exit_status, result.err
+    assert "Traceback" not in result.err + result.out
+    if case.fatal:
+        assert result.err.count("\n") == 1 and case.fatal in result.err
+
+
+def test_many_chunks_keep_numbering_and_order(tmp_path: Path) -> None:
+    """Rows keep their numbers and order across chunk boundaries, with blank rows anywhere."""
+    lines = ["identifierName,identifierValue,label,reason"]
+    for i in range(1, 1001):
+        lines.append(f"mobile,+9198{i:08d},S,r")
+        if i % 7 == 0:
+            lines.append(",,,")
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with InputReader(path, ReadOptions(chunk_rows=64)) as reader:
+        rows = [c.row for chunk in reader for c in chunk]
+        assert reader.skipped_empty_rows == 1000 // 7
+    assert [r.number for r in rows] == list(range(1, 1001))
+    assert [r.identifier_value for r in rows] == [f"+9198{i:08d}" for i in range(1, 1001)]
