@@ -32,6 +32,10 @@ CREATED = (
     '"userName":"till.01","requestType":"customer-status-change","state":"AdminTask",'
     '"startTime":"2026-11-29T09:30:00","endTime":null,"details":{}}}'
 )
+# An empty page of the list endpoint, for the run's pending check (nothing pending).
+EMPTY_LIST = '{"data":[],"pagination":{"totalElements":0,"totalPages":0,"numberOfElements":0,"number":0}}'
+LIST_PATH = "/api_gateway/v2/request-workflow/requests"
+CREATE_PATH = "/api_gateway/v2/request-workflow/CUSTOMER-STATUS-CHANGE"
 
 
 def data_file(rows: int, *, seed: int = 7) -> Path:
@@ -148,6 +152,8 @@ class ArrivalServer:
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if request.path == LIST_PATH:
+            return web.Response(body=EMPTY_LIST.encode(), content_type="application/json")
         self.arrivals.append(time.monotonic())
         self.first.set()
         await request.read()

@@ -1,4 +1,5 @@
-"""nginx on 127.0.0.1 answering every request with a fixed 200 of the documented create shape.
+"""nginx on 127.0.0.1 answering every request with a fixed 200 of the documented create shape (and the
+list endpoint, used by the run's pending check, with an empty page).
 
 It is the reference server for throughput: C, one worker, no logging, so it is never the bottleneck for a
 single Python client. Needs the nginx binary (``apt-get install -y nginx``), not root: the instance runs
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from common import CREATED, free_port, wait_for_port
+from common import CREATED, EMPTY_LIST, LIST_PATH, free_port, wait_for_port
 
 CONFIG = """
 worker_processes 1;
@@ -40,6 +41,10 @@ http {{
             default_type application/json;
             return 200 '{body}';
         }}
+        location = {list_path} {{
+            default_type application/json;
+            return 200 '{empty}';
+        }}
     }}
 }}
 """
@@ -60,7 +65,8 @@ def nginx(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     prefix = Path(tempfile.mkdtemp(prefix="bulkstatus-nginx-"))
     conf = prefix / "nginx.conf"
-    conf.write_text(CONFIG.format(prefix=prefix, port=port, body=CREATED))
+    conf.write_text(CONFIG.format(prefix=prefix, port=port, body=CREATED, list_path=LIST_PATH,
+                                  empty=EMPTY_LIST))
     proc = subprocess.Popen([nginx_binary(), "-p", str(prefix), "-e", "stderr", "-c", str(conf),
                              "-g", "daemon off;"], stdin=subprocess.DEVNULL)
     try:

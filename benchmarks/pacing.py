@@ -28,7 +28,16 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from common import CREATED, data_file, scratch, tool_command, tool_environment
+from common import (
+    CREATE_PATH,
+    CREATED,
+    EMPTY_LIST,
+    LIST_PATH,
+    data_file,
+    scratch,
+    tool_command,
+    tool_environment,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class Recorder:
     arrivals: list[float] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(11))
 
+    async def listing(self, request: web.Request) -> web.Response:
+        return web.Response(body=EMPTY_LIST.encode(), content_type="application/json")
+
     async def create(self, request: web.Request) -> web.Response:
         now = time.monotonic()
         self.arrivals.append(now)
@@ -96,7 +108,8 @@ def busiest_window(times: list[float], period: float) -> tuple[int, float]:
 async def run_scenario(sc: Scenario, loop_name: str | None) -> dict[str, float]:
     recorder = Recorder(sc)
     app = web.Application()
-    app.router.add_post("/api_gateway/v2/request-workflow/CUSTOMER-STATUS-CHANGE", recorder.create)
+    app.router.add_post(CREATE_PATH, recorder.create)
+    app.router.add_get(LIST_PATH, recorder.listing)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
