@@ -1,8 +1,11 @@
 """Even pacing of request starts, shared by every worker.
 
 ``AsyncLimiter(R, 1)`` lets R requests through at once and then R more a second later, so a window that
-straddles the refill sees up to 2R. This pacer hands out *slots* instead: slot k starts no earlier than
-``interval`` after slot k-1, so any window of one period holds at most ``count`` starts. It also carries
+straddles the refill sees up to 2R. This pacer hands out *slots* on an even schedule instead: slot k is
+due ``interval`` after slot k-1. A loop that wakes a little late may catch up on the schedule (so the pace
+is kept, not lost to timer lateness), but a log of the last ``count`` starts guarantees the rule itself:
+no window of one period ever holds more than ``count`` starts. After an idle spell the schedule starts
+again from now, so idleness never turns into a burst. It also carries
 the two things a limiter does not: a pause that holds every worker (a 429 answer, Retry-After), and an
 adaptive factor that slows everyone down while the server throttles and recovers gradually.
 
@@ -14,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from bulkstatus.settings import Rate
 
+CATCH_UP = 0.005  # seconds of timer lateness the schedule makes up for (the event loop wakes in ms steps)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -28,7 +33,7 @@ class Pacer:
     # After a 429 the pace drops to this share of the current one (at most once per ``recover_after``
     # seconds, so that a burst of 429s from one overload counts once); each quiet ``recover_after``
     # seconds it climbs back by ``RECOVER_STEP`` of the configured pace, never above it.
-    BACKOFF_FACTOR = 0.5
+    BACKOFF_FACTOR = 0.7
     MIN_FACTOR = 0.05
     RECOVER_STEP = 0.1
 
@@ -37,6 +42,7 @@ class Pacer:
         "_factor",
         "_last_throttle",
         "_lock",
+        "_log",
         "_next",
         "_paused_until",
         "_sleep",
@@ -51,13 +57,15 @@ class Pacer:
         rate: Rate,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        recover_after: float = 2.0,
+        recover_after: float = 1.0,
     ) -> None:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._next = float("-inf")  # earliest start of the next slot
+        self._next = float("-inf")  # when the next slot is due on the even schedule
+        # The last ``count`` starts: the oldest must be a full period ago before another may start.
+        self._log: deque[float] = deque(maxlen=max(rate.count, 1))
         self._paused_until = float("-inf")
         self._factor = 1.0
         self._last_throttle = float("-inf")
@@ -88,11 +96,19 @@ class Pacer:
                 self._recover()
                 now = self._clock()
                 start = max(self._next, self._paused_until, now)
+                if len(self._log) == self._log.maxlen and not self.rate.unlimited:
+                    # Rounded up: float addition must not squeeze one more start into the window.
+                    start = max(start, math.nextafter(self._log[0] + self.rate.period, math.inf))
                 if start <= now:
                     break
                 await self._sleep(start - now)
-            # Rounded up as well: float addition must not let two starts come closer than one interval.
-            self._next = math.nextafter(now + self.interval, math.inf)
+            interval = self.interval
+            # On schedule, or late by no more than timer granularity: the next slot is due one interval
+            # after this one's due time, so lateness is caught up. Later than that (idle, or a pause):
+            # the schedule starts again from now.
+            on_time = now - self._next < max(interval, CATCH_UP)
+            self._next = math.nextafter((self._next if on_time else now) + interval, math.inf)
+            self._log.append(now)
             self.granted += 1
             return now
 

@@ -121,6 +121,7 @@ class Recorder:
         self._next_row = point.last_row + 1
         self.counts: Counter[str] = Counter(point.counts)
         self._dirty = False
+        self._frozen = False  # an unprocessed row was written: no checkpoint may pass it
         self._closed = False
 
     @staticmethod
@@ -151,12 +152,20 @@ class Recorder:
         self._write_journal()
 
     def record(self, result: Result) -> None:
-        """Keep a row's outcome. It reaches the disk with the next batch (see ``flush``)."""
-        self._journal_buf.append(dumps({"f": result_fields(result)}) + b"\n")
+        """Keep a row's outcome. It reaches the disk with the next batch (see ``flush``).
+
+        An ``unprocessed`` row is written to the CSV files but not to the journal, and no checkpoint
+        goes past it: resume must do that row, so the files are cut back to just before it.
+        """
+        if result.outcome is not Outcome.UNPROCESSED:
+            self._journal_buf.append(dumps({"f": result_fields(result)}) + b"\n")
         self._pending[result.row.number] = result
         self._dirty = True
         while self._next_row in self._pending:
             done = self._pending.pop(self._next_row)
+            if done.outcome is Outcome.UNPROCESSED and not self._frozen:
+                self._write_batch()
+                self._frozen = True
             self._write_rows(done)
             self._next_row += 1
 
@@ -182,8 +191,11 @@ class Recorder:
 
     def flush(self) -> None:
         """Write the batch: outcomes to the journal first, then the CSV lines, then a checkpoint."""
-        if not self._dirty:
-            return
+        if self._dirty:
+            self._write_batch()
+            self._dirty = False
+
+    def _write_batch(self) -> None:
         self._write_journal()
         for fd, buf in ((self._results, self._results_buf), (self._failed, self._failed_buf)):
             data = buf.getvalue()
@@ -191,6 +203,8 @@ class Recorder:
                 os.write(fd, data.encode("utf-8"))
                 buf.seek(0)
                 buf.truncate()
+        if self._frozen:
+            return
         checkpoint = {
             "k": self._next_row - 1,
             "rb": os.lseek(self._results, 0, os.SEEK_CUR),
@@ -199,7 +213,6 @@ class Recorder:
         }
         self._journal_buf.append(dumps(checkpoint) + b"\n")
         self._write_journal()
-        self._dirty = False
 
     def sync(self) -> None:
         """Force what was written onto the disk (run on a timer, off the event loop)."""

@@ -23,9 +23,9 @@ from bulkstatus.payload import REQUEST_TYPE
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 PAGE_SIZE = 100
-# How far before the earliest doubtful send a request may have been stamped and still be ours (clock
-# differences between us and the server are corrected where known; this covers the rest).
-MARGIN = timedelta(minutes=5)
+# How far before the earliest doubtful send a request may have been stamped and still be ours. Once the
+# server's clock offset is learnt from an answer, only rounding (whole seconds) and network time remain.
+MARGIN = timedelta(seconds=5)
 LOOKUP_ATTEMPTS = 5
 
 

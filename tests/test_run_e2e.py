@@ -164,8 +164,8 @@ def test_config_file_profiles_and_precedence(sim, env, cli, tmp_path, monkeypatc
     )
     monkeypatch.setenv("BULKSTATUS_SOURCE", "ENVSRC")
     assert cli("run", path).code == 0
-    assert cli("run", "--new-run", "--profile", "night", path).code == 0
-    assert cli("run", "--new-run", "--profile", "night", "--source", "FLAGSRC", path).code == 0
+    assert cli("run", "--no-pending-check", "--profile", "night", path).code == 0
+    assert cli("run", "--no-pending-check", "--profile", "night", "--source", "FLAGSRC", path).code == 0
     bodies = sim.sim.state.received_bodies()
     got = [(b["payload"]["IntouchAPITask-Payload"]["body"]["label"],
             b["payload"]["IntouchAPITask-Payload"]["queryParams"]["source"]) for b in bodies]
