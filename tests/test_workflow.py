@@ -120,9 +120,10 @@ def test_same_file_again_sends_nothing_for_pending_rows(sim, env, cli, tmp_path)
     first_ids = [r["requestId"] for r in read_csv(first.folder / "results.csv")]
     cli("approve", first.folder, "--decision", "rejected", "--message", "no", "--yes",
         "--only", ids_file(tmp_path / "three.csv", first_ids[:3]), "--ui-token-file", checker_token(tmp_path))
-    creates = sim.sim.state.create_calls
-    again = cli("run", path)
+    creates, lists = sim.sim.state.create_calls, sim.sim.state.list_calls
+    again = cli("run", path, "--list-limit", "3")
     assert again.code == 0, again.err  # pending-exists counts as done, like a duplicate
+    assert sim.sim.state.list_calls == lists + 3  # 7 pending requests, paged by 3
     rerun = read_csv(again.folder / "results.csv")
     assert [r["outcome"] for r in rerun] == ["submitted"] * 3 + ["pending-exists"] * 7
     assert [r["requestId"] for r in rerun[3:]] == first_ids[3:]
@@ -132,6 +133,15 @@ def test_same_file_again_sends_nothing_for_pending_rows(sim, env, cli, tmp_path)
     forced = cli("run", path, "--no-pending-check")
     assert forced.code == 0, forced.err
     assert sim.sim.state.create_calls == creates + 13
+
+
+def test_unreadable_pending_list_stops_the_run_before_sending(sim, env, cli, tmp_path):
+    """When the pending requests cannot be listed, nothing is sent: exit 3, and the way around it."""
+    result = cli("run", write_csv(tmp_path / "in.csv", mobiles(3)), "--list-limit", "501")
+    assert result.code == 3, result.err
+    assert "--no-pending-check" in result.err and "lower --list-limit" in result.err
+    assert sim.sim.state.create_calls == 0
+    assert [r["outcome"] for r in read_csv(result.folder / "results.csv")] == ["unprocessed"] * 3
 
 
 def test_maker_approving_own_requests_is_refused_per_row(sim, env, cli, tmp_path):

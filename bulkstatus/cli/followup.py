@@ -123,7 +123,7 @@ def track(args: argparse.Namespace) -> int:
 
     folder = Path(args.folder)
     settings = _api_settings(args, trackable(folder))
-    bar = _WaitBar(args.quiet)
+    bar = _WaitBar(args.quiet or not args.wait)
     options = WaitOptions(wait=args.wait, timeout=args.wait_timeout, interval=args.wait_interval, on_poll=bar)
     try:
         report = asyncio.run(track_run(folder, settings, options))
@@ -131,7 +131,7 @@ def track(args: argparse.Namespace) -> int:
         bar.close()
     err = sys.stderr
     print(f"bulkstatus track: {report.requests} requests: {_counts_text(report.counts)} "
-          f"({report.api_calls} API calls, {report.polls} look(s))", file=err)
+          f"({report.api_calls} API call(s), {report.polls} look(s))", file=err)
     if report.counts.get(UNCHECKED):
         print(f"  {report.counts[UNCHECKED]} could not be looked up ({report.last_problem}): run track again",
               file=err)
