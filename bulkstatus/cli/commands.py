@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkstatus import logs
+from bulkstatus.cli import eventloop
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
 from bulkstatus.errors import InputFileError, RunFolderError
@@ -34,6 +35,7 @@ def load_settings(args: argparse.Namespace, flags: dict[str, Any] | None = None)
     settings = resolve(flags if flags is not None else settings_flags(args), config_path=path,
                        config_explicit=bool(config), profile=getattr(args, "profile", None))
     register_secrets(settings)
+    eventloop.loop_choice()  # a bad BULKSTATUS_LOOP stops the command here, before anything is written
     return settings
 
 
@@ -149,7 +151,7 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
     job.on_result = progress
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
     try:
-        report, status = asyncio.run(_run_with_signals(job, args))
+        report, status = eventloop.run(_run_with_signals(job, args))
     finally:
         progress.close()
         logging.getLogger("bulkstatus").removeHandler(file_log)
@@ -252,5 +254,5 @@ def sandbox(args: argparse.Namespace) -> int:
         print(url, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(config, args.host, args.port, ready))
+        eventloop.run(serve_forever(config, args.host, args.port, ready))
     return ExitStatus.OK
