@@ -347,9 +347,17 @@ class InputReader:
     def _check_frame(self, frame: pd.DataFrame, header_pending: bool) -> tuple[list[CheckedRow], bool]:
         width = len(self.columns)
         cells: list[int] = frame.notna().to_numpy().sum(axis=1).tolist()
+        grid: Any = None  # every cell, as an object array, built only if a row needs a closer look
+
+        def blank(i: int) -> bool:
+            nonlocal grid
+            if grid is None:
+                grid = frame.to_numpy(dtype=object)
+            return not any(isinstance(v, str) and v.strip(checks.TRIM_CHARS) for v in grid[i])
+
         start = 0
         if header_pending:  # the header is the first row with a non-empty cell
-            while start < len(frame) and self._is_empty(frame, start):
+            while start < len(frame) and blank(start):
                 start += 1
             if start == len(frame):
                 return [], True
@@ -361,7 +369,7 @@ class InputReader:
         rules = self._rules
         for i, name, value, label, reason in zip(range(start, len(frame)), *columns, strict=False):
             count = cells[i]
-            if (count != width or not (name.strip() or value.strip())) and self._is_empty(frame, i):
+            if (count != width or not (name.strip() or value.strip())) and blank(i):
                 self.skipped_empty_rows += 1
                 continue
             self.rows_read += 1
@@ -370,17 +378,13 @@ class InputReader:
                 continue
             # Too short (missing cells are NaN) or too long (a sentinel column holds a value).
             name, value, label, reason = (_cell(v) for v in (name, value, label, reason))
-            if count == width + 1 and not str(frame.iat[i, width]).strip(checks.TRIM_CHARS):
+            if count == width + 1 and not _cell(grid[i][width]).strip(checks.TRIM_CHARS):
                 out.append(checks.check_row(self.rows_read, name, value, label, reason, rules))
                 out[-1].notes.append("an empty cell after the last column was ignored")
             else:
                 shape = checks.shape_problem(count, width, at_least=count == width + _SENTINELS)
                 out.append(checks.check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
-
-    @staticmethod
-    def _is_empty(frame: pd.DataFrame, i: int) -> bool:
-        return not any(isinstance(v, str) and v.strip(checks.TRIM_CHARS) for v in frame.iloc[i])
 
     def close(self) -> None:
         if self._text is not None:
