@@ -14,7 +14,7 @@ from bulkstatus.cli import main
 from bulkstatus.sandbox import sandbox_config, sandbox_environment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from simhelpers import SimulatorThread  # noqa: E402
+from simhelpers import SimulatorThread
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -194,3 +194,44 @@ def test_resume_refuses_a_changed_input(sim, env, tmp_path, cli):
     path.write_text(path.read_text() + "mobile,919000000001,Suspended,x\n")
     result = cli("resume", first.folder)
     assert result.code == 2 and "changed since the run started" in result.err
+
+
+def test_api_down_for_longer_than_the_bound_aborts(sim, env, tmp_path, cli):
+    """Every create answers 5xx: the run stops after --abort-after seconds with exit 3, not 2,000 failures."""
+    sim.config.error_rate = 1.0
+    path = write_csv(tmp_path / "down.csv", make_rows(2000, seed=5))
+    result = cli("run", "--abort-after", "0.3", "--max-retries", "1000", "--rate", "200/s", path)
+    assert result.code == 3, result.err
+    assert "looks unavailable" in result.err and "bulkstatus resume" in result.err
+    outcomes = Counter(r["outcome"] for r in read_csv(result.folder / "results.csv"))
+    assert outcomes["unprocessed"] > 1900 and outcomes["failed"] == 0
+    assert sim.sim.state.stats()["create_calls"] < 400
+
+
+def test_forbidden_endpoint_aborts_at_once(sim, env, tmp_path, cli):
+    """A 404 from the create endpoint (wrong base URL) stops the run at once: exit 3, one clear line."""
+    path = write_csv(tmp_path / "nf.csv", make_rows(500, seed=6))
+    result = cli("run", "--no-pending-check", "--base-url", sim.url + "/wrong-prefix", path)
+    assert result.code == 3, result.err
+    assert "not found (404)" in result.err and "--base-url" in result.err
+    assert {r["outcome"] for r in read_csv(result.folder / "results.csv")} == {"unprocessed"}
+
+
+def test_second_signal_stops_at_once_and_resume_still_works(sim, env, tmp_path, cli):
+    """SIGINT twice: exit 130 at once; the journal still lets resume finish without doubles."""
+    rows = make_rows(300, seed=11)
+    path = write_csv(tmp_path / "twice.csv", rows)
+    sim.config.latency = (0.05, 0.1)
+    proc = _spawn(["run", "--rate", "100/s", "--grace", "30", str(path)], _child_env(env, tmp_path))
+    _wait_accepted(sim, 20)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    folder = Path(out.strip().splitlines()[-1])
+    sim.config.latency = (0.0, 0.0)
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)

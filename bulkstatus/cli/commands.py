@@ -152,6 +152,13 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
     try:
         report, status = eventloop.run(_run_with_signals(job, args))
+    except asyncio.CancelledError:
+        # A second Ctrl-C / SIGTERM: the journal is flushed and synced, nothing else is written.
+        progress.close()
+        print(f"bulkstatus: stopped at once; continue with: bulkstatus resume {job.manifest.folder}",
+              file=sys.stderr)
+        print(job.manifest.folder)
+        return ExitStatus.INTERRUPTED
     finally:
         progress.close()
         logging.getLogger("bulkstatus").removeHandler(file_log)
@@ -215,11 +222,15 @@ def _print_summary(report: RunReport, job: Job) -> None:
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
-    if report.interrupted or report.abort_reason:
+    stopped = report.interrupted or report.abort_reason
+    if stopped:
         print(f"  continue with: bulkstatus resume {folder}", file=err)
     if bad:
-        print(f"  failed rows: {folder / FAILED} ({bad} rows); fix the invalid ones, then run it again: "
-              f"bulkstatus run {folder / FAILED}", file=err)
+        line = f"  failed rows: {folder / FAILED} ({bad} rows)"
+        if not stopped:
+            fix = "fix the invalid rows" if counts.get(Outcome.INVALID.value) else "once the cause is fixed"
+            line += f"; {fix}, then run it again: bulkstatus run {folder / FAILED}"
+        print(line, file=err)
     if job.dry_run:
         print(f"  dry run: nothing was sent; request bodies are in {folder / 'requests.jsonl'}", file=err)
 
