@@ -61,16 +61,20 @@ class ReadOptions:
 def count_data_rows(path: str | Path) -> int | None:
     """Approximate number of data rows (lines minus the header) for a progress total; None if unknown.
 
-    Counts newline bytes, so blank lines and line breaks inside quoted values count too."""
-    lines, last = 0, b""
+    Counts line-break bytes, so blank lines and line breaks inside quoted values count too; a file
+    with no LF at all is taken to end its lines with CR (Excel's "CSV (Macintosh)")."""
+    lf = cr = 0
+    last = b""
     try:
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
-                lines += block.count(b"\n")
+                lf += block.count(b"\n")
+                cr += block.count(b"\r")
                 last = block[-1:]
     except OSError:
         return None
-    if last and last != b"\n":
+    lines = lf or cr
+    if last and last not in b"\r\n":
         lines += 1
     return max(lines - 1, 0)
 
