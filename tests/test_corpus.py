@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from corpus_cases import CORPUS, Case
 
+from bulkstatus import report as report_module
 from bulkstatus.checks import PROBLEM_KINDS
 from bulkstatus.errors import InputFileError
 from bulkstatus.reader import InputReader, ReadOptions
@@ -102,3 +104,41 @@ def test_many_chunks_keep_numbering_and_order(tmp_path: Path) -> None:
         assert reader.skipped_empty_rows == 1000 // 7
     assert [r.number for r in rows] == list(range(1, 1001))
     assert [r.identifier_value for r in rows] == [f"+9198{i:08d}" for i in range(1, 1001)]
+
+
+def test_validate_report_text_and_json(tmp_path: Path) -> None:
+    """The report gives counts per kind, then each problem with row, column and fix; JSON says the same."""
+    path = write(BY_NAME["duplicates.csv"], tmp_path)
+    path.write_text(path.read_text() + "mobil,+919800000009,S,x\nemail,a@b,,x\n")
+    report = validate_file(path)
+    assert (report.rows, report.valid, report.invalid, report.duplicates) == (8, 4, 2, 2)
+    text = render_text(report)
+    assert text.splitlines()[0] == f"{path}: 8 rows: 4 valid, 2 invalid, 2 duplicate (utf-8, comma-delimited)"
+    assert "  2  same customer as an earlier row (not sent)" in text
+    assert "  1  identifierName is not one of the documented names" in text
+    assert "  8  label            label is empty and no default label is set" in text
+    assert "  2  identifierValue  duplicate of row 1" in text
+    assert text.endswith("2 rows would be recorded as invalid and not sent; fix them and validate again.")
+    data = json.loads(render_json(report))
+    assert data["counts"] == {"duplicate": 2, "unknown-identifier-name": 1, "bad-email": 1, "empty-label": 1}
+    assert data["problems"][0] == {"row": 2, "column": "identifierValue", "kind": "duplicate",
+                                   "message": "duplicate of row 1: the same identifierName and identifierValue "
+                                              "appear there, and only that row is sent; delete this row"}
+    assert (data["ok"], data["invalid"], data["unlisted_problems"]) == (False, 2, 0)
+
+
+def test_validate_report_all_valid(tmp_path: Path) -> None:
+    """A clean file says so in one line after the summary."""
+    report = validate_file(write(BY_NAME["bom-crlf.csv"], tmp_path))
+    assert report.ok and render_text(report).endswith("OK: every row can be sent.")
+
+
+def test_validate_report_lists_at_most_max_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_LISTED problems are counted, not listed, so memory stays flat for huge broken files."""
+    monkeypatch.setattr(report_module, "MAX_LISTED", 3)
+    path = tmp_path / "bad.csv"
+    path.write_text("identifierName,identifierValue,label,reason\n" + "mobil, x ,L,r\n" * 10)
+    report = validate_file(path)
+    assert (len(report.problems), report.unlisted_problems, report.counts["unknown-identifier-name"]) == (3, 7, 10)
+    assert (len(report.notes), report.unlisted_notes) == (3, 7)
+    assert "... and 7 more problems not listed" in render_text(report)
