@@ -22,7 +22,6 @@ from bulkstatus.payload import REQUEST_TYPE
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
-PAGE_SIZE = 100
 # How far before the earliest doubtful send a request may have been stamped and still be ours. Once the
 # server's clock offset is learnt from an answer, only rounding (whole seconds) and network time remain.
 MARGIN = timedelta(seconds=5)
@@ -70,7 +69,8 @@ class _Waiter:
 
 class DoubtResolver:
     def __init__(self, client: WorkflowClient, pacer: Pacer, run_started: datetime, settle: float,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 page_size: int = 100, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._page_size = page_size
         self._client = client
         self._pacer = pacer
         self._since: date = (run_started - timedelta(days=1)).date()
@@ -151,7 +151,7 @@ class DoubtResolver:
             "startDate": self._since.isoformat(),
             "sortBy": "startDate",
             "sortOrder": "desc",
-            "limit": str(PAGE_SIZE),
+            "limit": str(self._page_size),
             "PageNo": str(page),
         }
         last = ""

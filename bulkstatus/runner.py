@@ -125,7 +125,8 @@ class Run:
             credentials = Credentials(settings)
             client = WorkflowClient(settings.get("base-url"), credentials, session, settings.get("timeout"))
             pacer = Pacer(settings.get("rate"))
-            resolver = DoubtResolver(client, pacer, self._started, settings.get("doubt-settle"))
+            resolver = DoubtResolver(client, pacer, self._started, settings.get("doubt-settle"),
+                                     settings.get("list-limit"))
             if settings.get("pending-check"):
                 self.pending = await pending_check(client, pacer, self._policy, self.stop,
                                                    settings.get("list-limit"))

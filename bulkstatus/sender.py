@@ -43,7 +43,8 @@ class Sender:
     async def submit(self, row: Row, in_doubt: bool = False) -> Result:
         """Send one row until it has a final outcome; never raises for anything the server says."""
         body = self.builder.body(row)
-        attempts = 0
+        attempts = 0  # requests sent for this row
+        failures = 0  # failed attempts that count against --max-retries (429s and auth refreshes do not)
         last: tuple[int | None, str, str] = (None, "", "")
         doubt_since: datetime | None = datetime.now(UTC) if in_doubt else None
         auth_retried = False
@@ -53,7 +54,7 @@ class Sender:
                 if adopted is not None:
                     return adopted
                 doubt_since = None
-            if attempts > self.policy.max_retries:
+            if failures > self.policy.max_retries:
                 return self._result(row, Outcome.FAILED, attempts, *last)
             if self.stop.stopping:
                 return self._unprocessed(row, attempts, last)
@@ -71,18 +72,21 @@ class Sender:
                 last = (None, "", exc.kind)
                 if exc.in_doubt:
                     doubt_since = datetime.now(UTC)
-                await self._backoff(attempts, None)
+                failures += 1
+                await self._backoff(failures, None)
                 continue
             outcome = await self._judge(row, answer, attempts, auth_retried)
             if outcome is RETRY_WITH_NEW_CREDENTIALS:
                 auth_retried = True
-                attempts -= 1  # a refreshed credential does not use up one of the row's retries
                 continue
             if isinstance(outcome, Result):
                 return outcome
             assert isinstance(outcome, tuple)
             last = outcome
-            await self._backoff(attempts, answer.retry_after if answer.status in (429, 503) else None)
+            if answer.status == 429:
+                continue  # the pacer's pause holds every worker; throttling is bounded by --abort-after
+            failures += 1
+            await self._backoff(failures, answer.retry_after if answer.status == 503 else None)
 
     async def _judge(self, row: Row, answer: Answer, attempts: int,
                      auth_retried: bool) -> Result | object | tuple[int | None, str, str]:
@@ -137,9 +141,9 @@ class Sender:
                             "adopted: the answer was lost but the server had created the request",
                             str(found.get("requestId") or ""), str(found.get("state") or ""))
 
-    async def _backoff(self, attempts: int, retry_after: float | None) -> None:
-        if attempts <= self.policy.max_retries:
-            await self.sleep(self.policy.wait(attempts, retry_after))
+    async def _backoff(self, failures: int, retry_after: float | None) -> None:
+        if failures <= self.policy.max_retries:
+            await self.sleep(self.policy.wait(failures, retry_after))
 
     def _unprocessed(self, row: Row, attempts: int, last: tuple[int | None, str, str]) -> Result:
         note = "not sent: the run stopped before this row" if attempts == 0 else (

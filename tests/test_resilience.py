@@ -70,7 +70,8 @@ def test_five_thousand_rows_through_faults(sim, env, cli, tmp_path):
     assert stats["transient-error"] > 100 and stats["rate-limited"] > 0, stats
     assert stats["dropped-after"] > 0 and stats["dropped-before"] > 0
     assert summary["adoptedAfterLostAnswer"] >= stats["dropped-after"] * 0.5
-    assert result.code == (0 if summary["counts"]["submitted"] == 5000 else 1)
+    # A 429 does not use up a row's retries, and 12 retries outlast a 10% error rate.
+    assert result.code == 0 and summary["counts"]["submitted"] == 5000
 
 
 def _spawn(args: list[str], environ: dict[str, str]) -> subprocess.Popen[str]:
