@@ -23,6 +23,7 @@ from bulkstatus.api import WorkflowClient
 from bulkstatus.auth import Credentials
 from bulkstatus.control import Health, StopControl
 from bulkstatus.dedupe import DuplicateIndex
+from bulkstatus.errors import InputFileError
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.pacer import Pacer
@@ -92,6 +93,7 @@ class Run:
         self._requests_file: Any = None
         self._current: set[asyncio.Task[None]] = set()
         self._grace_over = False
+        self._rows_seen = 0
         self._grace_timer: asyncio.TimerHandle | None = None
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
 
@@ -157,10 +159,17 @@ class Run:
         with InputReader(job.input_path, job.read_options) as reader:
             chunks = iter(reader)
             while True:
-                chunk = await asyncio.to_thread(next, chunks, None)
+                try:
+                    chunk = await asyncio.to_thread(next, chunks, None)
+                except InputFileError as exc:
+                    # Found part-way through a large file, after rows were sent: stop like any abort,
+                    # so that what was sent is recorded; the rows past the problem have no line.
+                    self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
+                    return
                 if chunk is None:
                     return
                 for checked in chunk:
+                    self._rows_seen = checked.row.number
                     await self._route(checked, dedupe, resume)
 
     async def _route(self, checked: CheckedRow, dedupe: DuplicateIndex, resume: ResumePoint) -> None:

@@ -231,6 +231,9 @@ def _print_summary(report: RunReport, job: Job) -> None:
             fix = "fix the invalid rows" if counts.get(Outcome.INVALID.value) else "once the cause is fixed"
             line += f"; {fix}, then run it again: bulkstatus run {folder / FAILED}"
         print(line, file=err)
+    if counts.get(Outcome.PENDING_EXISTS.value):
+        print(f"  pending-exists: {counts[Outcome.PENDING_EXISTS.value]} rows not sent, their customer already "
+              "has a request with that label waiting for a checker (requestId in results.csv)", file=err)
     if job.dry_run:
         print(f"  dry run: nothing was sent; request bodies are in {folder / 'requests.jsonl'}", file=err)
 
