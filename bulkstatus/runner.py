@@ -252,7 +252,7 @@ class Run:
                            interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason)
         sender = self._sender
         if sender is not None:
-            report.requests_started = sender.pacer.granted
+            report.requests_started = sender.sent
             report.retries = sender.retries
             report.throttled = sender.throttled
             report.effective_rate = sender.pacer.effective_per_second

@@ -37,6 +37,7 @@ class Sender:
     health: Health
     stop: StopControl
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sent: int = 0  # create requests sent
     retries: int = 0
     throttled: int = 0
 
@@ -62,6 +63,7 @@ class Sender:
             if self.stop.stopping:
                 return self._unprocessed(row, attempts, last)
             attempts += 1
+            self.sent += 1
             if attempts > 1:
                 self.retries += 1
             self.recorder.sending(row.number)

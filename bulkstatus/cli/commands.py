@@ -151,7 +151,8 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
     job.on_result = progress
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
     try:
-        report, status = eventloop.run(_run_with_signals(job, args))
+        with progress.logging():
+            report, status = eventloop.run(_run_with_signals(job, args))
     except asyncio.CancelledError:
         # A second Ctrl-C / SIGTERM: the journal is flushed and synced, nothing else is written.
         progress.close()
@@ -213,10 +214,12 @@ def _print_summary(report: RunReport, job: Job) -> None:
     seconds = report.duration
     parts = [f"{o.value} {counts.get(o.value, 0)}" for o in Outcome if counts.get(o.value, 0)]
     err = sys.stderr
-    print(f"\nbulkstatus: {rows} rows in {seconds:.1f} s ({rows / seconds if seconds else 0:.1f} rows/s): "
-          + (", ".join(parts) or "nothing to do"), file=err)
-    if report.throttled or report.retries:
-        print(f"  retries {report.retries}, throttled answers {report.throttled}", file=err)
+    print(f"\nbulkstatus: {rows} rows in {seconds:.1f} s: " + (", ".join(parts) or "nothing to do"), file=err)
+    if report.requests_started:
+        rate = job.settings.get("rate")
+        print(f"  requests: {report.requests_started} sent ({report.requests_started / max(seconds, 1e-9):.1f}/s, "
+              f"pace {rate.text if rate else '?'}), retries {report.retries}, throttled answers "
+              f"{report.throttled}", file=err)
     folder = job.manifest.folder
     print(f"  results:     {folder / RESULTS}", file=err)
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))

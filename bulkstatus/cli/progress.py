@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -11,7 +12,7 @@ from typing import Any
 from bulkstatus.model import Outcome, Result
 
 log = logging.getLogger("bulkstatus.progress")
-BAD = frozenset({Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED})
+BAD = frozenset({Outcome.FAILED, Outcome.INVALID})
 
 
 class Progress:
@@ -37,7 +38,7 @@ class Progress:
             self._bar.update(1)
             if result.outcome in BAD or self.done % 50 == 0:
                 failed = sum(self.counts[o] for o in BAD)
-                self._bar.set_postfix_str(f"failed {failed}", refresh=False)
+                self._bar.set_postfix_str(f"failed or invalid {failed}", refresh=False)
         elif not self._quiet:
             now = time.monotonic()
             if now - self._last_log >= self._every:
@@ -47,6 +48,14 @@ class Progress:
                 failed = sum(self.counts[o] for o in BAD)
                 log.info("progress: %d%s rows, %.1f rows/s, %d failed or invalid so far", self.done, of, rate,
                          failed)
+
+    def logging(self) -> contextlib.AbstractContextManager[None]:
+        """While the bar is shown, log lines go through tqdm.write so that they do not break it."""
+        if self._bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm([logging.getLogger("bulkstatus")])  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._bar is not None:
