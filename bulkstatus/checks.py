@@ -7,6 +7,7 @@ the user reads in results.csv, failed.csv and the `validate` report.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 import unicodedata
@@ -137,16 +138,22 @@ def check_identifier_name(raw: str) -> tuple[str | None, str | None]:
     canonical = IDENTIFIER_NAMES.get(raw.lower())
     if canonical is not None:
         return canonical, None
+    return None, _unknown_name(raw)
+
+
+# The suggestions (difflib) cost tens of microseconds; a broken file repeats the same few mistakes.
+@functools.lru_cache(maxsize=1024)
+def _unknown_name(raw: str) -> str:
     if not raw:
-        return None, f"identifierName is empty; use one of {_DOCUMENTED}"
+        return f"identifierName is empty; use one of {_DOCUMENTED}"
     key = re.sub(r"[\s_\-.]", "", raw.lower())
     guess = IDENTIFIER_NAMES.get(key) or _NAME_SYNONYMS.get(key)
     if guess is None:
         close = difflib.get_close_matches(key, IDENTIFIER_NAMES, n=1, cutoff=0.6)
         guess = IDENTIFIER_NAMES[close[0]] if close else None
     hint = f' (did you mean "{guess}"?)' if guess else ""
-    return None, (f'identifierName "{show(raw)}" is not a documented identifier name{hint}; '
-                  f"use one of {_DOCUMENTED}")
+    return (f'identifierName "{show(raw)}" is not a documented identifier name{hint}; '
+            f"use one of {_DOCUMENTED}")
 
 
 def check_identifier_value(name: str | None, value: str) -> tuple[str, str] | None:
@@ -172,13 +179,18 @@ def check_label(label: str, rules: RowRules) -> tuple[str, str] | None:
         return "empty-label", "label is empty and no default label is set; fill in the label or pass --label"
     allowed = rules.allowed_labels
     if allowed and label not in allowed:
-        by_lower = {a.lower(): a for a in allowed}
-        close = difflib.get_close_matches(label.lower(), by_lower, n=1, cutoff=0.6)
-        hint = f' (did you mean "{by_lower[close[0]]}"?)' if close else ""
-        listed = ", ".join(sorted(allowed))
-        return "label-not-allowed", (f'label "{show(label)}" is not one of the allowed labels '
-                                     f"({listed}){hint}; correct it or add it to --labels")
+        return "label-not-allowed", _label_not_allowed(label, allowed)
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_not_allowed(label: str, allowed: frozenset[str]) -> str:
+    by_lower = {a.lower(): a for a in allowed}
+    close = difflib.get_close_matches(label.lower(), by_lower, n=1, cutoff=0.6)
+    hint = f' (did you mean "{by_lower[close[0]]}"?)' if close else ""
+    listed = ", ".join(sorted(allowed))
+    return (f'label "{show(label)}" is not one of the allowed labels ({listed}){hint}; '
+            "correct it or add it to --labels")
 
 
 def shape_problem(cells: int, columns: int, at_least: bool = False) -> tuple[str, str]:
