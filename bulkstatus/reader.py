@@ -30,7 +30,7 @@ from bulkstatus.checks import CheckedRow, RowRules
 from bulkstatus.errors import InputFileError
 from bulkstatus.model import IDENTIFIER_NAMES
 
-__all__ = ["COLUMNS", "CheckedRow", "InputReader", "ReadOptions", "count_data_rows"]
+__all__ = ["COLUMNS", "CheckedRow", "InputReader", "ReadOptions", "check_structure", "count_data_rows"]
 
 COLUMNS = ("identifierName", "identifierValue", "label", "reason")
 DELIMITERS = (",", ";", "\t")
@@ -77,6 +77,22 @@ def count_data_rows(path: str | Path) -> int | None:
     if last and last not in b"\r\n":
         lines += 1
     return max(lines - 1, 0)
+
+
+def check_structure(path: str | Path, options: ReadOptions = ReadOptions()) -> None:
+    """Raise InputFileError for any problem that would stop reading midway (header, undecodable
+    bytes, a broken quote), without checking rows: one C-speed pass, about a second per million rows.
+
+    InputReader checks a file up to SAMPLE_BYTES whole on opening; for a longer one, a run calls this
+    before sending anything so that a file broken far down sends nothing either."""
+    with InputReader(path, options) as reader, open(reader.path, encoding=reader.encoding, newline="") as f:
+        try:
+            for _ in csv.reader(f, delimiter=reader.delimiter, strict=True):
+                pass
+        except UnicodeDecodeError:
+            raise reader._decode_error() from None
+        except csv.Error:
+            raise reader._csv_error(reader.delimiter) from None
 
 
 def _alias(cell: str) -> str:

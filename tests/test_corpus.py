@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from corpus_cases import CORPUS, Case
 from bulkstatus import report as report_module
 from bulkstatus.checks import PROBLEM_KINDS
 from bulkstatus.errors import InputFileError
-from bulkstatus.reader import InputReader, ReadOptions
+from bulkstatus.reader import InputReader, ReadOptions, check_structure
 from bulkstatus.report import render_json, render_text, validate_file
 
 BY_NAME = {case.name: case for case in CORPUS}
@@ -62,6 +63,17 @@ def test_fatal_file_stops_with_one_line_message(case: Case, tmp_path: Path) -> N
     assert case.fatal in message
     assert message.startswith(f"{path}: ")
     assert "\n" not in message and "\r" not in message
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.name)
+def test_check_structure_finds_every_fatal_problem_before_reading(case: Case, tmp_path: Path) -> None:
+    """The pass a run makes before sending raises for every fatal file, however far down, and only those."""
+    path = write(case, tmp_path)
+    if case.fatal:
+        with pytest.raises(InputFileError, match=re.escape(case.fatal)):
+            check_structure(path, ReadOptions(**case.options))
+    else:
+        check_structure(path, ReadOptions(**case.options))
 
 
 @pytest.mark.parametrize("case", [c for c in CORPUS if not c.fatal], ids=lambda c: c.name)
