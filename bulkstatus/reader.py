@@ -168,6 +168,8 @@ class InputReader:
             text = self._decode_sample(sample, at_eof)
             self.delimiter, self.columns, has_data = self._sniff(text, at_eof)
             self._index = self._match_header()
+            # A header ending in empty names (a trailing delimiter) does not make shorter rows too short.
+            self._named = max(i for i, c in enumerate(self.columns) if c.strip(checks.TRIM_CHARS)) + 1
             if at_eof and not has_data:
                 raise self._error("has a header but no data rows; add one row per customer below it")
         except BaseException:
@@ -398,7 +400,9 @@ class InputReader:
                 continue
             # Too short (missing cells are NaN) or too long (a sentinel column holds a value).
             name, value, label, reason = (_cell(v) for v in (name, value, label, reason))
-            if count == width + 1 and not _cell(grid[i][width]).strip(checks.TRIM_CHARS):
+            if self._named <= count < width:  # only cells of unnamed trailing columns are missing
+                out.append(checks.check_row(self.rows_read, name, value, label, reason, rules))
+            elif count == width + 1 and not _cell(grid[i][width]).strip(checks.TRIM_CHARS):
                 out.append(checks.check_row(self.rows_read, name, value, label, reason, rules))
                 out[-1].notes.append("an empty cell after the last column was ignored")
             else:

@@ -154,6 +154,9 @@ CORPUS: list[Case] = [
          rows=("valid", "valid", "valid"), values={1: ("externalId", "007", "NA", "null"),
                                                    2: ("externalId", "None", "N/A", "nan"),
                                                    3: ("externalId", "1e5", "TRUE", "#N/A")}),
+    Case("header-trailing-delimiter.csv",
+         utf8(HEADER + ",", GOOD, GOOD.replace("1,", "2,") + ",", "mobile,+919800000003,S"),
+         rows=("valid", "valid", "invalid:too-few-cells")),
     Case("header-aliases.csv", utf8(" IDENTIFIER_NAME ,Identifier Value,LABEL,reason", GOOD), rows=("valid",)),
     Case("results-as-input.csv", utf8(
         "row,identifierName,identifierValue,label,reason,outcome,requestId,state,httpStatus,errorCode,error,"
