@@ -82,7 +82,11 @@ class DuplicateIndex:
         n = len(keys)
         if n == 0:
             return []
-        hashes = np.fromiter((key_hash(k) for k in keys), np.uint64, n)
+        blake2b = hashlib.blake2b
+        digests = b"".join([blake2b(f"{name}\x00{value}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                            for name, value in keys])
+        hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)  # as key_hash, without a call per key
+        hashes[hashes == _EMPTY] = 1
         numbers = np.asarray(rows, dtype=np.uint32)
         unique, first = np.unique(hashes, return_index=True)
         inverse = np.searchsorted(unique, hashes)
