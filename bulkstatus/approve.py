@@ -23,7 +23,7 @@ from typing import Any
 
 from bulkstatus.errors import InputFileError, RunFolderError
 from bulkstatus.model import IDENTIFIER_NAMES, Outcome
-from bulkstatus.recorder import RESULTS
+from bulkstatus.recorder import RESULTS, csv_writer
 from bulkstatus.runfolder import Manifest
 from bulkstatus.sender import utc_now
 from bulkstatus.settings import Settings
@@ -143,7 +143,7 @@ class _Journal:
     def __init__(self, path: Path) -> None:
         new = not path.exists() or path.stat().st_size == 0
         self._fh = path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer = csv_writer(self._fh)
         if new:
             self._writer.writerow(APPROVAL_COLUMNS)
 

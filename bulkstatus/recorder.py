@@ -38,6 +38,15 @@ RESULTS = "results.csv"
 FAILED = "failed.csv"
 
 
+def csv_writer(stream: Any) -> Any:
+    """The CSV form of every file bulkstatus writes: RFC 4180 line ends (CRLF), minimal quoting.
+
+    With CRLF as the line end, a value holding a bare CR is quoted; with LF alone, Python 3.11's writer
+    leaves it bare and every reader takes it for the end of the row.
+    """
+    return csv.writer(stream, lineterminator="\r\n")
+
+
 def result_fields(result: Result) -> list[Any]:
     """The part of a result that is not in the input row (what the journal keeps)."""
     return [
@@ -115,8 +124,8 @@ class Recorder:
         self._journal_buf: list[bytes] = []
         self._results_buf = io.StringIO()
         self._failed_buf = io.StringIO()
-        self._results_csv = csv.writer(self._results_buf, lineterminator="\n")
-        self._failed_csv = csv.writer(self._failed_buf, lineterminator="\n")
+        self._results_csv = csv_writer(self._results_buf)
+        self._failed_csv = csv_writer(self._failed_buf)
         self._pending: dict[int, Result] = {}
         self._next_row = point.last_row + 1
         self.counts: Counter[str] = Counter(point.counts)
@@ -132,7 +141,7 @@ class Recorder:
         os.lseek(fd, keep_bytes, os.SEEK_SET)
         if keep_bytes == 0:
             buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerow(columns)
+            csv_writer(buf).writerow(columns)
             os.write(fd, buf.getvalue().encode("utf-8"))
         return fd
 

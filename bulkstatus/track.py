@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkstatus.errors import RunFolderError
-from bulkstatus.recorder import RESULTS
+from bulkstatus.recorder import RESULTS, csv_writer
 from bulkstatus.runfolder import SUMMARY, Manifest, read_json, write_json
 from bulkstatus.sender import utc_now
 from bulkstatus.settings import Settings
@@ -101,7 +101,7 @@ def rewrite_results(path: Path, states: dict[str, tuple[str, str]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with path.open(newline="", encoding="utf-8") as src, tmp.open("w", newline="", encoding="utf-8") as dst:
         reader = csv.reader(src)
-        writer = csv.writer(dst, lineterminator="\n")
+        writer = csv_writer(dst)
         header = next(reader, None)
         if header is None:
             raise RunFolderError(f"{str(path)!r} is empty: the run recorded no rows")

@@ -154,3 +154,19 @@ def test_validate_report_lists_at_most_max_listed(tmp_path: Path, monkeypatch: p
     assert (len(report.problems), report.unlisted_problems, report.counts["unknown-identifier-name"]) == (3, 7, 10)
     assert (len(report.notes), report.unlisted_notes) == (3, 7)
     assert "... and 7 more problems not listed" in render_text(report)
+
+
+FATAL = [case for case in CORPUS if case.fatal is not None]
+
+
+@pytest.mark.parametrize("case", FATAL, ids=[case.name for case in FATAL])
+def test_run_on_a_fatal_file_sends_nothing(case: Case, tmp_path: Path, sim, env, cli) -> None:  # type: ignore[no-untyped-def]
+    """`bulkstatus run` on every fatal file: exit 2, one line with the expected message, no request."""
+    path = tmp_path / case.name
+    path.write_bytes(case.data)
+    result = cli("run", path, *case.cli_args)
+    assert result.code == 2, result.err
+    assert case.fatal in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    stats = sim.sim.state.stats()
+    assert stats["create_calls"] == 0 and stats["list_calls"] == 0

@@ -19,7 +19,7 @@ from bulkstatus.cli.progress import Progress
 from bulkstatus.errors import InputFileError, RunFolderError
 from bulkstatus.model import Outcome
 from bulkstatus.payload import basic_authorization, inner_authorization
-from bulkstatus.reader import InputReader, ReadOptions, count_data_rows
+from bulkstatus.reader import ReadOptions, check_structure, count_data_rows
 from bulkstatus.recorder import FAILED, RESULTS, read_resume_point
 from bulkstatus.runfolder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
 from bulkstatus.runner import Job, Run, RunReport
@@ -75,11 +75,10 @@ async def _with_sandbox(settings: Settings, body: Callable[[Settings], Awaitable
 
 
 def _open_reader_check(path: Path, options: ReadOptions) -> None:
-    """Open the file and check its header now, so that a bad file stops the command before anything."""
+    """Check the header and the whole file's structure now, so that a bad file sends nothing at all."""
     if not path.is_file():
         raise InputFileError(f"input file {str(path)!r} does not exist: check the path")
-    with InputReader(path, options):
-        pass
+    check_structure(path, options)
 
 
 def run(args: argparse.Namespace) -> int:
