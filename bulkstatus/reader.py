@@ -284,9 +284,17 @@ class InputReader:
         return found
 
     def _did_you_mean(self, column: str, found: dict[str, int]) -> str:
-        unknown = {_alias(c): c for i, c in enumerate(self.columns) if i not in found.values()}
-        close = difflib.get_close_matches(column.lower(), unknown, n=1, cutoff=0.6)
-        return f' (did you mean "{checks.show(unknown[close[0]])}"? rename it to {column})' if close else ""
+        """The unrecognised column most like ``column``, if ``column`` is also the one it is most like
+        (so that ``identifer_value`` is offered for identifierValue, never for identifierName)."""
+        best: tuple[float, str] | None = None
+        for i, cell in enumerate(self.columns):
+            if i in found.values():
+                continue
+            ratios = {name: difflib.SequenceMatcher(None, _alias(cell), name.lower()).ratio() for name in COLUMNS}
+            target = max(ratios, key=lambda name: ratios[name])
+            if target == column and ratios[target] >= 0.6 and (best is None or ratios[target] > best[0]):
+                best = (ratios[target], cell)
+        return f' (did you mean "{checks.show(best[1])}"? rename it to {column})' if best else ""
 
     def _header_error(self, what: str) -> InputFileError:
         listed = ", ".join(checks.show(c, 30) for c in self.columns)
