@@ -42,6 +42,7 @@ from common import (
     tool_environment,
 )
 from nginx import nginx
+from pyinstrument.frame import Frame
 
 PARTS = ("overhead", "dry", "start", "profile")
 
@@ -171,17 +172,61 @@ def _seconds(cmd: list[str]) -> float:
 def profile(args: argparse.Namespace) -> None:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    report = results / "profile.txt"
+    session_file, report = results / "profile.pyisession", results / "profile.txt"
     path = data_file(args.rows)
     with nginx() as url, scratch() as out:
-        cmd = [sys.executable, "-m", "pyinstrument", "--show-all", "-o", str(report), "-m", "bulkstatus",
+        cmd = [sys.executable, "-m", "pyinstrument", "-r", "session", "-o", str(session_file), "-m", "bulkstatus",
                *tool_command(path, out, "--rate", "0", "--concurrency", str(args.workers))[3:]]
         proc = subprocess.run(cmd, env=tool_environment(url), capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise SystemExit(f"profiled run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    text = report.read_text()
-    print(f"profile of bulkstatus run --rate 0, {args.rows} rows, {args.workers} workers: {report}")
-    print("\n".join(text.splitlines()[:60]), flush=True)
+    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    session = Session.load(str(session_file))
+    report.write_text(ConsoleRenderer(unicode=True, color=False, show_all=False).render(session))
+    root = session.root_frame()
+    assert root is not None
+    buckets: dict[str, float] = {}
+
+    def walk(frame: Frame, bucket: str) -> None:
+        bucket = _bucket(frame, bucket)
+        own = frame.time - sum(child.time for child in frame.children)
+        buckets[bucket] = buckets.get(bucket, 0.0) + own
+        for child in frame.children:
+            walk(child, bucket)
+
+    walk(root, "other")
+    total = sum(buckets.values())
+    print(f"profile of bulkstatus run --rate 0, {args.rows} rows, {args.workers} workers (main thread, "
+          f"{session.duration:.1f} s under the profiler, CPU {session.cpu_time:.1f} s); full tree in {report}")
+    print("  self time by where it is spent (built-in calls count towards their caller):")
+    for name, seconds in sorted(buckets.items(), key=lambda kv: -kv[1]):
+        if seconds / total >= 0.005:
+            print(f"    {seconds / total * 100:5.1f}%  {name}")
+    sys.stdout.flush()
+
+
+_LIBRARIES = (("aiohttp", "aiohttp"), ("yarl", "aiohttp (yarl, multidict)"), ("multidict", "aiohttp (yarl, multidict)"),
+              ("asyncio", "event loop (asyncio)"), ("uvloop", "event loop (uvloop)"), ("pandas", "pandas/numpy"),
+              ("numpy", "pandas/numpy"), ("tqdm", "tqdm"), ("csv", "csv"), ("logging", "logging"))
+
+
+def _bucket(frame: Frame, inherited: str) -> str:
+    """Which part of the program a frame belongs to; built-ins inherit their caller's."""
+    path = frame.file_path or ""
+    if frame.is_synthetic or path.startswith("<built-in>") or not path:
+        if frame.function in ("[await]", "[self]") or frame.is_synthetic:
+            return "waiting for the network / idle (await)" if frame.function == "[await]" else inherited
+        return inherited
+    if "/bulkstatus/" in path:
+        return "bulkstatus." + path.rsplit("/bulkstatus/", 1)[1].removesuffix(".py").replace("/", ".")
+    for marker, name in _LIBRARIES:
+        if f"/{marker}/" in path or path.endswith(f"/{marker}.py"):
+            return name
+    if "/importlib/" in path or "<frozen" in path:
+        return "imports"
+    return "other (stdlib)" if "/lib/python3" in path and "site-packages" not in path else "other"
 
 
 def main() -> None:
