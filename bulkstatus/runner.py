@@ -52,6 +52,7 @@ class Job:
     dry_run: bool = False
     policy: RetryPolicy | None = None
     on_result: Callable[[Result], None] = lambda result: None
+    expected_rows: int = 0  # a line count of the input: sizes the duplicate index once, up front
 
 
 @dataclass
@@ -153,7 +154,9 @@ class Run:
 
     async def _feed(self) -> None:
         job = self.job
-        dedupe = DuplicateIndex()
+        # Sized for the whole file at once: growing it in steps would hold the old and the new table
+        # together for a moment, a third more memory at the peak for a million rows.
+        dedupe = DuplicateIndex(job.expected_rows)
         resume = job.resume
         chunks: Iterator[list[CheckedRow]]
         with InputReader(job.input_path, job.read_options) as reader:

@@ -148,6 +148,7 @@ def _refuse_invalid(path: Path, options: ReadOptions) -> None:
 def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int) -> int:
     progress = Progress(total, args.quiet, initial=initial)
     job.on_result = progress
+    job.expected_rows = total or 0
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
     try:
         with progress.logging():
