@@ -2,7 +2,10 @@
 
 A Python set of a million key tuples takes ~150 MB. The index keeps only a 64-bit BLAKE2b hash of
 each key and the row number that first had it, in an open-addressing table (linear probing) of two
-numpy arrays kept at most half full: 12 bytes a slot, 12-24 (about 25 at 1,000,000 keys) bytes a key.
+numpy arrays kept at most three quarters full: 12 bytes a slot, 16 bytes a key when the table is sized
+for the file up front (`expected_keys`), 16-32 when it grows (doubling). The table's size is not a
+power of two, so a key's home slot is its hash modulo the size: a power of two would round a million
+keys up to 2^21 slots, 25 MB instead of 16.
 Two different keys share a hash with probability about n^2 / 2^65: 3e-8 for a million rows.
 """
 
@@ -42,7 +45,7 @@ def duplicate_message(earlier_row: int) -> str:
 class DuplicateIndex:
     """Remembers the first row of every key; `check` says whether a key was seen before."""
 
-    __slots__ = ("_count", "_keys", "_mask", "_rows")
+    __slots__ = ("_count", "_keys", "_rows", "_size")
 
     def __init__(self, expected_keys: int = 0) -> None:
         self._count = 0
@@ -59,16 +62,18 @@ class DuplicateIndex:
     def check(self, key: tuple[str, str], row_number: int) -> int | None:
         """The earlier row number with the same key, else None after recording this row."""
         h = key_hash(key)
-        keys, mask = self._keys, self._mask
-        slot = h & mask
+        keys, size = self._keys, self._size
+        slot = h % size
         while True:
             found = keys.item(slot)
             if found == h:
                 return int(self._rows.item(slot))
             if found == _EMPTY:
                 break
-            slot = (slot + 1) & mask
-        if 2 * (self._count + 1) > len(keys):
+            slot += 1
+            if slot == size:
+                slot = 0
+        if 4 * (self._count + 1) > 3 * size:
             self._grow(self._count + 1)
             self._insert(np.array([h], np.uint64), np.array([row_number], np.uint32))
         else:
@@ -105,14 +110,14 @@ class DuplicateIndex:
     def _allocate(self, slots: int) -> None:
         self._keys: U64 = np.zeros(slots, np.uint64)
         self._rows: U32 = np.zeros(slots, np.uint32)
-        self._mask = slots - 1
+        self._size = slots
 
     def _grow(self, count: int) -> None:
-        """Make room for `count` keys, keeping the table at most half full."""
-        if 2 * count <= len(self._keys):
+        """Make room for `count` keys, keeping the table at most three quarters full."""
+        if 4 * count <= 3 * self._size:
             return
         old_keys, old_rows = self._keys, self._rows
-        self._allocate(_slots_for(count))
+        self._allocate(max(_slots_for(count), 2 * self._size))
         # Rehash in slices so that the temporary arrays stay small next to the table itself.
         for start in range(0, len(old_keys), _REHASH_SLICE):
             keys = old_keys[start : start + _REHASH_SLICE]
@@ -120,7 +125,7 @@ class DuplicateIndex:
             self._insert(keys[used], old_rows[start : start + _REHASH_SLICE][used])
 
     def _home(self, hashes: U64) -> I64:
-        return (hashes & np.uint64(self._mask)).astype(np.int64)
+        return (hashes % np.uint64(self._size)).astype(np.int64)
 
     def _lookup(self, hashes: U64) -> U32:
         """Row stored for each hash, 0 when absent; all hashes probe in step, one slot per round."""
@@ -132,7 +137,7 @@ class DuplicateIndex:
             hit = stored == hashes[pending]
             result[pending[hit]] = self._rows[slots[pending[hit]]]
             pending = pending[~hit & (stored != _EMPTY)]
-            slots[pending] = (slots[pending] + 1) & self._mask
+            slots[pending] = (slots[pending] + 1) % self._size
         return result
 
     def _insert(self, hashes: U64, rows: U32) -> None:
@@ -149,12 +154,9 @@ class DuplicateIndex:
             placed = np.zeros(len(hashes), bool)
             placed[won] = True
             pending = pending[~placed[pending]]
-            slots[pending] = (slots[pending] + 1) & self._mask
+            slots[pending] = (slots[pending] + 1) % self._size
 
 
 def _slots_for(count: int) -> int:
-    """Smallest power of two that keeps `count` keys at most half the slots."""
-    slots = _MIN_SLOTS
-    while slots < 2 * count:
-        slots *= 2
-    return slots
+    """Fewest slots (at least _MIN_SLOTS) that keep `count` keys at most three quarters of them."""
+    return max(_MIN_SLOTS, -(-4 * count // 3))
