@@ -19,11 +19,12 @@ from bulkstatus.cli.progress import Progress
 from bulkstatus.errors import InputFileError, RunFolderError
 from bulkstatus.model import Outcome
 from bulkstatus.payload import basic_authorization, inner_authorization
+from bulkstatus.preflight import check_for_sending
 from bulkstatus.reader import ReadOptions, check_structure, count_data_rows
 from bulkstatus.recorder import FAILED, RESULTS, read_resume_point
 from bulkstatus.runfolder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
 from bulkstatus.runner import Job, Run, RunReport
-from bulkstatus.settings import SPEC_BY_NAME, Settings, check_for_sending, resolve
+from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
 from bulkstatus.status import ExitStatus, run_exit_status
 
 log = logging.getLogger("bulkstatus")
