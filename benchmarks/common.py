@@ -182,3 +182,7 @@ class ArrivalServer:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+
+    @property
+    def first_arrival(self) -> float | None:
+        return self.arrivals[0] if self.arrivals else None
