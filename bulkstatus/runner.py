@@ -215,6 +215,12 @@ class Run:
                 me.uncancel()
                 result = Result(row, Outcome.UNPROCESSED, attempts=1, finished_at=utc_now(),
                                 error="in flight when the grace period ended: resume looks it up first")
+            except Exception as exc:  # a bug must stop the run cleanly, never hang it or lose the row
+                log.exception("internal error on row %d", row.number)
+                self.stop.abort(f"internal error ({type(exc).__name__}) on row {row.number}: see run.log; "
+                                "resume the run once it is fixed")
+                result = Result(row, Outcome.UNPROCESSED, finished_at=utc_now(),
+                                error=f"internal error ({type(exc).__name__}): resume looks it up first")
             finally:
                 self._current.discard(me)
             self._record(result)

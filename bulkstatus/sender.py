@@ -11,6 +11,7 @@ from typing import Any
 
 from bulkstatus.api import Answer, SendError, WorkflowClient
 from bulkstatus.control import Health, StopControl
+from bulkstatus.errors import RunAborted
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.pacer import Pacer
 from bulkstatus.payload import BodyBuilder
@@ -69,6 +70,9 @@ class Sender:
             self.recorder.sending(row.number)
             try:
                 answer = await self.client.create(body)
+            except RunAborted as exc:  # e.g. a new OAuth token could not be generated
+                self.stop.abort(str(exc))
+                return self._unprocessed(row, attempts, (None, "", str(exc)))
             except SendError as exc:
                 self.health.observe(False)
                 last = (None, "", exc.kind)

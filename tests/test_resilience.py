@@ -236,3 +236,34 @@ def test_second_signal_stops_at_once_and_resume_still_works(sim, env, tmp_path, 
     result = cli("resume", folder)
     assert result.code == 0, result.err
     assert_exactly_once(sim, folder, rows)
+
+
+@pytest.mark.timeout(30)
+def test_oauth_secret_refused_aborts_without_hanging(sim, env, tmp_path, cli, monkeypatch):
+    """A wrong OAuth secret: exit 3 with a line naming the secret's variable; it never hangs."""
+    monkeypatch.delenv("BULKSTATUS_API_USER")
+    monkeypatch.delenv("BULKSTATUS_API_PASSWORD")
+    monkeypatch.setenv("BULKSTATUS_OAUTH_KEY", simcfg.SANDBOX_OAUTH_KEY)
+    monkeypatch.setenv("BULKSTATUS_OAUTH_SECRET", "not-the-secret")
+    path = write_csv(tmp_path / "oauth.csv", make_rows(100, seed=12))
+    for extra in ([], ["--no-pending-check"]):
+        result = cli("run", "--new-run", *extra, path)
+        assert result.code == 3, result.err
+        assert "BULKSTATUS_OAUTH_SECRET" in result.err and "not-the-secret" not in result.err
+        assert {r["outcome"] for r in read_csv(result.folder / "results.csv")} == {"unprocessed"}
+    assert sim.sim.state.stats()["create_calls"] == 0
+
+
+def test_strict_and_dry_run_resume_refusals(sim, env, tmp_path, cli):
+    """--strict sends nothing when a row is invalid; a dry run cannot be resumed; exit 2 for both."""
+    path = write_csv(tmp_path / "strict.csv", [("mobile", "919800000001", "Suspended", "x"),
+                                               ("mobile", "12-34", "Suspended", "x")])
+    strict = cli("run", "--strict", path)
+    assert strict.code == 2 and "--strict: 1 row(s) are invalid" in strict.err
+    assert sim.sim.state.stats()["create_calls"] == 0
+    dry = cli("run", "--dry-run", path)
+    assert dry.code == 1
+    again = cli("resume", dry.folder)
+    assert again.code == 2 and "is a dry run" in again.err
+    missing = cli("resume", tmp_path / "nowhere")
+    assert missing.code == 2 and "not a bulkstatus run folder" in missing.err

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     manifest = Manifest.load(folder)
+    if manifest.dry_run:
+        raise RunFolderError(f"{str(folder)!r} is a dry run: it sent nothing, so there is nothing to resume; "
+                             "run the file again without --dry-run")
     if manifest.status == "finished":
         print(f"bulkstatus: {folder} finished already; nothing to resume", file=sys.stderr)
         print(folder)
