@@ -7,6 +7,7 @@ work without that error handling.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -51,3 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bulkstatus: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line; the traceback goes to the log, secrets masked
+        logging.getLogger("bulkstatus").debug("internal error", exc_info=True)
+        message = logs.add_secrets(()).scrub(f"{type(exc).__name__}: {exc}")
+        print(f"bulkstatus: internal error ({message}); run with --verbose for the traceback, and resume the "
+              "run once it is fixed", file=sys.stderr)
+        return ExitStatus.ABORTED
