@@ -78,3 +78,21 @@ def write_csv(path: Path, rows: list[tuple[str, ...]] | list[list[str]],
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def sandbox_secrets() -> list[str]:
+    """Every secret the sandbox configures, and the Basic headers made from them."""
+    from bulkstatus.payload import basic_authorization
+    from bulkstatus.sim import config as c
+
+    return [c.SANDBOX_MAKER_TOKEN, c.SANDBOX_API_PASSWORD, c.SANDBOX_INTOUCH_PASSWORD, c.SANDBOX_OAUTH_SECRET,
+            basic_authorization(c.SANDBOX_API_USER, c.SANDBOX_API_PASSWORD).split()[1],
+            basic_authorization(c.SANDBOX_INTOUCH_USER, c.SANDBOX_INTOUCH_PASSWORD).split()[1]]
+
+
+def assert_no_secrets(folder: Path, *texts: str, secrets: list[str] | None = None) -> None:
+    """No secret in any file of the run folder, nor in the given texts (stdout, stderr)."""
+    secrets = secrets if secrets is not None else sandbox_secrets()
+    contents = list(texts) + [p.read_text(errors="replace") for p in folder.iterdir() if p.is_file()]
+    for secret in secrets:
+        assert not any(secret in text for text in contents), "a secret reached the output"

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_csv, write_csv
+from conftest import ROOT, assert_no_secrets, read_csv, write_csv
 
 from bulkstatus.sim import config as simcfg
 
@@ -70,6 +70,7 @@ def test_five_thousand_rows_through_faults(sim, env, cli, tmp_path):
     assert stats["transient-error"] > 100 and stats["rate-limited"] > 0, stats
     assert stats["dropped-after"] > 0 and stats["dropped-before"] > 0
     assert summary["adoptedAfterLostAnswer"] >= stats["dropped-after"] * 0.5
+    assert_no_secrets(result.folder, result.out, result.err)
     # A 429 does not use up a row's retries, and 12 retries outlast a 10% error rate.
     assert result.code == 0 and summary["counts"]["submitted"] == 5000
 
@@ -117,6 +118,7 @@ def test_kill_9_then_resume_sends_each_row_exactly_once(sim, env, tmp_path, cli,
     result = cli("resume", folder)
     assert result.code == 0, result.err
     assert_exactly_once(sim, folder, rows)
+    assert_no_secrets(folder, result.out, result.err)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["counts"]["submitted"] == 300
 
@@ -170,7 +172,8 @@ def test_rotated_ui_token_and_short_oauth_lifetime(sim, env, tmp_path, cli, monk
     summary = json.loads((result.folder / "summary.json").read_text())
     assert summary["authRefreshes"] >= 1
     assert sim.sim.state.stats()["oauth_calls"] >= 2
-    assert "rotated-maker-token" not in result.err + (result.folder / "run.log").read_text()
+    assert_no_secrets(result.folder, result.out, result.err,
+                      secrets=["rotated-maker-token", simcfg.SANDBOX_MAKER_TOKEN, simcfg.SANDBOX_OAUTH_SECRET])
 
 
 def test_wrong_token_aborts_within_a_few_requests(sim, env, tmp_path, cli, monkeypatch):
@@ -183,7 +186,7 @@ def test_wrong_token_aborts_within_a_few_requests(sim, env, tmp_path, cli, monke
     results = read_csv(result.folder / "results.csv")
     assert len(results) == 2000 and {r["outcome"] for r in results} == {"unprocessed"}
     assert "401" in result.err and "BULKSTATUS_UI_TOKEN" in result.err
-    assert "wrong-token-value" not in result.err
+    assert_no_secrets(result.folder, result.out, result.err, secrets=["wrong-token-value"])
 
 
 def test_resume_refuses_a_changed_input(sim, env, tmp_path, cli):
