@@ -19,9 +19,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,8 @@ class ResumePoint:
     failed_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     finished: dict[int, list[Any]] = field(default_factory=dict)  # rows after last_row with an outcome
-    in_doubt: set[int] = field(default_factory=set)  # rows after last_row sent with no outcome
+    # Rows after last_row that were sent but have no outcome, with when they were (first) sent.
+    in_doubt: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def started(self) -> bool:
@@ -101,13 +104,13 @@ def read_resume_point(folder: Path) -> ResumePoint:
             point.counts = Counter(item.get("n", {}))
     for item in _journal_lines(path):
         if "s" in item:
-            if item["s"] > point.last_row:
-                point.in_doubt.add(item["s"])
+            if item["s"] > point.last_row and item["s"] not in point.in_doubt:
+                point.in_doubt[item["s"]] = datetime.fromtimestamp(item.get("t", 0.0), UTC)
         elif "f" in item:
             number = item["f"][0]
             if number > point.last_row:
                 point.finished[number] = item["f"]
-                point.in_doubt.discard(number)
+                point.in_doubt.pop(number, None)
     return point
 
 
@@ -155,10 +158,15 @@ class Recorder:
         """Rows finished but held back until an earlier row finishes."""
         return len(self._pending)
 
-    def sending(self, row_number: int) -> None:
-        """Mark a row in flight; returns once the line has reached the operating system."""
-        self._journal_buf.append(b'{"s":%d}\n' % row_number)
+    def sending(self, row_number: int) -> float:
+        """Mark a row in flight; returns (the time it records) once the line has reached the OS.
+
+        The time lets a resume look the row up among the requests created since, not all of the run's.
+        """
+        now = time.time()
+        self._journal_buf.append(b'{"s":%d,"t":%.3f}\n' % (row_number, now))
         self._write_journal()
+        return now
 
     def record(self, result: Result) -> None:
         """Keep a row's outcome. It reaches the disk with the next batch (see ``flush``).

@@ -86,7 +86,7 @@ class Run:
         settings = job.settings
         self._policy = job.policy or RetryPolicy(settings.get("max-retries"), settings.get("backoff"),
                                                   settings.get("backoff-max"))
-        self._queue: asyncio.Queue[tuple[Row, bool] | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[Row, datetime | None] | None] = asyncio.Queue(
             maxsize=max(16, settings.get("concurrency") * 4))
         self._recorder = Recorder(job.manifest.folder, job.resume)
         self._sender: Sender | None = None
@@ -128,7 +128,9 @@ class Run:
             credentials = Credentials(settings)
             client = WorkflowClient(settings.get("base-url"), credentials, session, settings.get("timeout"))
             pacer = Pacer(settings.get("rate"))
-            resolver = DoubtResolver(client, pacer, self._started, settings.get("doubt-settle"),
+            # Look-ups reach back to the start of the whole run, not of this resume.
+            first_start = datetime.fromisoformat(self.job.manifest.started_at.replace("Z", "+00:00"))
+            resolver = DoubtResolver(client, pacer, min(first_start, self._started), settings.get("doubt-settle"),
                                      settings.get("list-limit"))
             if settings.get("pending-check"):
                 self.pending = await pending_check(client, pacer, self._policy, self.stop,
@@ -199,7 +201,7 @@ class Run:
             record(Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
                           finished_at=utc_now()))
         else:
-            await self._queue.put((row, number in resume.in_doubt))
+            await self._queue.put((row, resume.in_doubt.get(number)))
 
     async def _work(self) -> None:
         me = asyncio.current_task()
@@ -229,8 +231,8 @@ class Run:
         self._recorder.record(result)
         self.job.on_result(result)
 
-    async def _process(self, row: Row, in_doubt: bool) -> Result:
-        if self.stop.stopping and not in_doubt:
+    async def _process(self, row: Row, in_doubt: datetime | None) -> Result:
+        if self.stop.stopping and in_doubt is None:
             return Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
                           finished_at=utc_now())
         if self._sender is None:  # dry run

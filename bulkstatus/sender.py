@@ -42,13 +42,16 @@ class Sender:
     retries: int = 0
     throttled: int = 0
 
-    async def submit(self, row: Row, in_doubt: bool = False) -> Result:
-        """Send one row until it has a final outcome; never raises for anything the server says."""
+    async def submit(self, row: Row, in_doubt: datetime | None = None) -> Result:
+        """Send one row until it has a final outcome; never raises for anything the server says.
+
+        ``in_doubt``: the row was sent at that time by a run that stopped before the answer came.
+        """
         body = self.builder.body(row)
         attempts = 0  # requests sent for this row
         failures = 0  # failed attempts that count against --max-retries (429s and auth refreshes do not)
         last: tuple[int | None, str, str] = (None, "", "")
-        doubt_since: datetime | None = datetime.now(UTC) if in_doubt else None
+        doubt_since = in_doubt  # when the request whose answer was lost was sent
         auth_retried = False
         while True:
             if doubt_since is not None:
@@ -67,7 +70,7 @@ class Sender:
             self.sent += 1
             if attempts > 1:
                 self.retries += 1
-            self.recorder.sending(row.number)
+            sent_at = datetime.fromtimestamp(self.recorder.sending(row.number), UTC)
             try:
                 answer = await self.client.create(body)
             except RunAborted as exc:  # e.g. a new OAuth token could not be generated
@@ -76,8 +79,8 @@ class Sender:
             except SendError as exc:
                 self.health.observe(False)
                 last = (None, "", exc.kind)
-                if exc.in_doubt:
-                    doubt_since = datetime.now(UTC)
+                if exc.in_doubt and doubt_since is None:
+                    doubt_since = sent_at
                 failures += 1
                 await self._backoff(failures, None)
                 continue
