@@ -139,13 +139,9 @@ class Settings:
         out: dict[str, Any] = {}
         for spec in SPECS:
             value = self.values.get(spec.name)
-            if spec.secret:
-                out[spec.name] = "(set)" if value else None
-            elif isinstance(value, Rate):
-                out[spec.name] = value.text
-            else:
-                out[spec.name] = value
-            if spec.name + "-file" in self.values:
+            if not spec.secret:
+                out[spec.name] = value.text if isinstance(value, Rate) else value
+            elif spec.name + "-file" in self.values:  # a secret is left out; the file it came from is not
                 out[spec.name + "-file"] = self.values[spec.name + "-file"]
         return out
 
