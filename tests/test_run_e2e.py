@@ -173,3 +173,31 @@ def test_config_file_profiles_and_precedence(sim, env, cli, tmp_path, monkeypatc
     (tmp_path / "bulkstatus.toml").write_text('[default]\napi-password = "x"\n')
     bad = cli("run", "--new-run", path)
     assert bad.code == 2 and "must not be written in the config file" in bad.err
+
+
+def test_sandbox_command_serves_until_stopped(tmp_path, cli, monkeypatch):
+    """`bulkstatus sandbox` prints its URL on stdout, serves a run from another process, stops on Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from bulkstatus.sandbox import sandbox_environment
+
+    proc = subprocess.Popen([sys.executable, "-m", "bulkstatus", "sandbox"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:")
+        for name in list(os.environ):
+            if name.startswith("BULKSTATUS_"):
+                monkeypatch.delenv(name)
+        for name, value in sandbox_environment(url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        result = cli("run", "--rate", "0", ROOT / "samples" / "customers.csv")
+        assert result.code == 0, result.err
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "export BULKSTATUS_BASE_URL=" in err and "Traceback" not in err
