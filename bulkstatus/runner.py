@@ -95,6 +95,7 @@ class Run:
         self._current: set[asyncio.Task[None]] = set()
         self._grace_over = False
         self._rows_seen = 0
+        self.notes: Counter[str] = Counter()  # adjustments the reader made, e.g. trimmed spaces
         self._grace_timer: asyncio.TimerHandle | None = None
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
 
@@ -181,6 +182,8 @@ class Run:
         row = checked.row
         number = row.number
         record = self._record
+        if checked.notes and number > resume.last_row:
+            self.notes.update(checked.notes)
         if checked.problems:
             if number > resume.last_row:
                 record(Result(row, Outcome.INVALID, error="; ".join(checked.problems), finished_at=utc_now()))
@@ -259,6 +262,8 @@ class Run:
 
     def _finish(self) -> RunReport:
         ended = now_utc()
+        for note, count in self.notes.items():
+            log.warning("%d row(s): %s (sent as trimmed; `bulkstatus validate` lists them)", count, note)
         report = RunReport(self.job.manifest.folder, Counter(self._recorder.counts), self._started, ended,
                            interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason)
         sender = self._sender
