@@ -151,7 +151,9 @@ async def run_scenario(sc: Scenario, loop_name: str | None) -> dict[str, float]:
     window, window_at = busiest_window(times, sc.period)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     per_second = sc.count / sc.period
+    tail = [t for t in measured if t >= first + sc.seconds - 5.0]
     result = {
+        "tail_share": len(tail) / 5.0 / (sc.count / sc.period),
         "requests": len(measured),
         "achieved": len(measured) / sc.seconds,
         "share": len(measured) / sc.seconds / per_second,
@@ -174,7 +176,8 @@ def report(sc: Scenario, r: dict[str, float]) -> None:
     rate_ok = "ok" if r["share"] >= 0.98 else "LOW"
     unit = "s" if sc.period == 1 else "min"
     print(f"{sc.name:22} --rate {sc.rate:8} {r['requests']:5.0f} requests in {sc.seconds:.0f} s = "
-          f"{r['achieved']:.2f}/s ({r['share'] * 100:.1f}% of {per_second:g}/s, {rate_ok}); busiest 1-{unit} "
+          f"{r['achieved']:.2f}/s ({r['share'] * 100:.1f}% of {per_second:g}/s, {rate_ok}; last 5 s "
+          f"{r['tail_share'] * 100:.0f}%); busiest 1-{unit} "
           f"window {r['window']:.0f} (limit {sc.count}, {limit_ok}) at t={r['window_at']:.1f} s; "
           f"gaps {r['min_gap'] * 1000:.1f}..{r['max_gap'] * 1000:.0f} ms; exit {r['exit_code']:.0f} "
           f"{r['exit_seconds']:.1f} s after SIGINT; first request {r['start_seconds']:.2f} s after start",
