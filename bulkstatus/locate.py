@@ -1,0 +1,69 @@
+"""Errors found anywhere in an input file, located by a second, cheap pass over it.
+
+Reading stops at the first bytes that do not decode or the first record csv cannot parse, without
+saying where; these read the file again to name the line and the likely fix."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from pathlib import Path
+
+from bulkstatus.errors import InputFileError
+
+__all__ = ["csv_error", "decode_error", "file_error"]
+
+
+def file_error(path: Path, what: str) -> InputFileError:
+    """An error about the input file: its path, then what is wrong with it and the fix."""
+    return InputFileError(f"{path}: {what}")
+
+
+def decode_error(path: Path, encoding: str) -> InputFileError:
+    """The first line with bytes that are not valid `encoding`, and what to pass instead."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            try:
+                line += _lines(decoder.decode(block, final=not block))
+            except UnicodeDecodeError as e:
+                line += _lines(e.object[: e.start].decode(encoding, errors="replace"))
+                bad = e.object[e.start : e.end].hex(" ")
+                break
+            if not block:
+                return file_error(path, f"cannot be decoded as {encoding}; pass --encoding")
+    fix = "--encoding latin-1" if encoding == "cp1252" else "--encoding cp1252 (Windows-1252)"
+    return file_error(path, f"line {line} has bytes that are not valid {encoding} ({bad}); if the file "
+                            f"was saved by Excel on Windows, run again with {fix}, or save it as CSV UTF-8")
+
+
+def csv_error(path: Path, encoding: str, delimiter: str) -> InputFileError:
+    """The line where strict csv first fails, and what is wrong with its quotes."""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        records = csv.reader(f, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for _ in records:
+                start = records.line_num + 1
+        except csv.Error as e:
+            reason = str(e)
+        else:
+            return file_error(path, "cannot be parsed as CSV; check its quotes")
+    if "end of data" in reason:
+        what = (f"a quoted value that starts on line {start} is never closed; add the missing "
+                '" or remove the stray one')
+    elif "field limit" in reason:
+        what = (f"line {start} starts a value longer than {csv.field_size_limit()} characters; a quote "
+                '" opened there is probably never closed')
+    elif "expected after" in reason:
+        what = (f'line {start} has text right after a closing quote (like "abc"d); quote the whole '
+                'value and double the quotes inside it ("abc""d")')
+    else:
+        what = f"line {start} cannot be parsed as CSV ({reason}); check its quotes"
+    return file_error(path, what)
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
