@@ -22,7 +22,7 @@ import aiohttp
 from bulkstatus.api import WorkflowClient
 from bulkstatus.auth import Credentials
 from bulkstatus.control import Health, StopControl
-from bulkstatus.dedupe import DuplicateIndex
+from bulkstatus.dedupe import DuplicateIndex, duplicate_message
 from bulkstatus.errors import InputFileError
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
@@ -192,8 +192,7 @@ class Run:
         if number <= resume.last_row:
             return  # already in results.csv; it only had to be seen for the duplicate check
         if earlier is not None:
-            record(Result(row, Outcome.DUPLICATE, error=f"same identifier as row {earlier}",
-                          finished_at=utc_now()))
+            record(Result(row, Outcome.DUPLICATE, error=duplicate_message(earlier), finished_at=utc_now()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
         elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(row_key(row))):
