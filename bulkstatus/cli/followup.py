@@ -35,13 +35,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _folder_command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A command whose argument is a run's folder."""
+    command: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description)
+    command.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
+    return command
+
+
 def add_parsers(sub: Any, add_settings: AddSettings, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    track = sub.add_parser(
-        "track", help="look up the current state of a run's requests and record it",
-        description="Look up the state of every request a run made (AdminTask, approved, rejected, failed) "
-                    "and record it in results.csv (state, stateCheckedAt) and summary.json (tracking). "
-                    "Exit 0 all approved, 1 some rejected or failed, 4 some still pending.")
-    track.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
+    track = _folder_command(
+        sub, "track", "look up the current state of a run's requests and record it",
+        "Look up the state of every request a run made (AdminTask, approved, rejected, failed) and record it "
+        "in results.csv (state, stateCheckedAt) and summary.json (tracking). "
+        "Exit 0 all approved, 1 some rejected or failed, 4 some still pending.")
     track.add_argument("--wait", action="store_true", help="poll until every request is final")
     track.add_argument("--wait-timeout", type=_seconds, default=3600.0, metavar="S",
                        help="give up waiting after S seconds (default 3600)")
@@ -50,12 +56,11 @@ def add_parsers(sub: Any, add_settings: AddSettings, add_common: Callable[[argpa
     add_settings(track, set(API_SETTINGS))
     add_common(track)
 
-    approve = sub.add_parser(
-        "approve", help="approve or reject a run's pending requests, as the checker",
-        description="Decide every request of a run that is still AdminTask, with the checker's own UI token "
-                    "(BULKSTATUS_UI_TOKEN or --ui-token-file in the checker's shell). Each decision and its "
-                    "answer go to approvals.csv. Exit 0 all accepted, 1 some refused or failed.")
-    approve.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
+    approve = _folder_command(
+        sub, "approve", "approve or reject a run's pending requests, as the checker",
+        "Decide every request of a run that is still AdminTask, with the checker's own UI token "
+        "(BULKSTATUS_UI_TOKEN or --ui-token-file in the checker's shell). Each decision and its answer go to "
+        "approvals.csv. Exit 0 all accepted, 1 some refused or failed.")
     approve.add_argument("--decision", required=True, choices=("approved", "rejected"))
     approve.add_argument("--message", required=True, metavar="TEXT", help="actionMessage sent with each decision")
     approve.add_argument("--only", metavar="FILE",

@@ -33,6 +33,11 @@ def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None
     parser.add_argument("--profile", metavar="NAME", help="use [profiles.NAME] of the config file")
 
 
+def _add_pending_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-pending-check", dest="pending-check", action="store_const", const=False,
+                        default=None, help="send every row, even when its customer has a pending request")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar; warnings and the summary only")
     parser.add_argument("--verbose", action="store_true", help="log each retry and look-up")
@@ -56,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--new-run", action="store_true",
                      help="start afresh even though an unfinished run of the same file exists")
     run.add_argument("--strict", action="store_true", help="send nothing if any row is invalid")
-    run.add_argument("--no-pending-check", dest="pending-check", action="store_const", const=False,
-                     default=None, help="send every row, even when its customer has a pending request")
+    _add_pending_check(run)
     _add_common(run)
 
     resume = sub.add_parser("resume", help="continue a run that did not finish",
@@ -65,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
     _add_settings(resume)
     resume.add_argument("--sandbox", action="store_true", help="resume against a new built-in simulator")
-    resume.add_argument("--no-pending-check", dest="pending-check", action="store_const", const=False,
-                        default=None, help="send every row, even when its customer has a pending request")
+    _add_pending_check(resume)
     _add_common(resume)
 
     validate = sub.add_parser("validate", help="check a CSV file offline; sends nothing",
