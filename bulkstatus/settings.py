@@ -25,6 +25,7 @@ class Spec:
     default: Any = None
     help: str = ""
     secret: bool = False  # environment or *-file only; never printed
+    own_flag: bool = False  # the flag is declared by each command that takes it, not in the settings group
 
     @property
     def env(self) -> str:
@@ -68,6 +69,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("delimiter", help="input delimiter (default: detected among , ; TAB)"),
     Spec("out", default="output", help="folder that receives run folders"),
     Spec("grace", kind="float", default=30.0, help="seconds in-flight requests may finish after Ctrl-C"),
+    Spec("dry-run", kind="bool", default=False, own_flag=True, help="send nothing; write requests.jsonl"),
+    Spec("sandbox", kind="bool", default=False, own_flag=True, help="run against the built-in simulator"),
+    Spec("quiet", kind="bool", default=False, own_flag=True, help="no progress bar or progress lines"),
     Spec("abort-after", kind="float", default=120.0,
          help="abort when most requests fail with retryable errors for this many seconds"),
     Spec("doubt-settle", kind="float", default=2.0,

@@ -201,3 +201,15 @@ def test_sandbox_command_serves_until_stopped(tmp_path, cli, monkeypatch):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "export BULKSTATUS_BASE_URL=" in err and "Traceback" not in err
+
+
+def test_dry_run_and_quiet_come_from_environment_and_config(sim, env, cli, tmp_path, monkeypatch):
+    """--dry-run, --quiet and --sandbox are settings too: BULKSTATUS_DRY_RUN, `quiet = true` in the file."""
+    path = write_csv(tmp_path / "e.csv", [("mobile", "919780375690", "Suspended", "x")])
+    (tmp_path / "bulkstatus.toml").write_text("[default]\nquiet = true\n")
+    monkeypatch.setenv("BULKSTATUS_DRY_RUN", "true")
+    result = cli("run", path)
+    assert result.code == 0, result.err
+    assert [r["outcome"] for r in read_csv(result.folder / "results.csv")] == ["dry-run"]
+    assert sim.sim.state.stats()["create_calls"] == 0
+    assert "INFO" not in result.err  # quiet: warnings and the summary only

@@ -37,6 +37,8 @@ def load_settings(args: argparse.Namespace, flags: dict[str, Any] | None = None)
     settings = resolve(flags if flags is not None else settings_flags(args), config_path=path,
                        config_explicit=bool(config), profile=getattr(args, "profile", None))
     register_secrets(settings)
+    if settings.get("quiet") and not getattr(args, "quiet", None):  # from the environment or config file
+        logs.setup(verbose=getattr(args, "verbose", False), quiet=True)
     eventloop.loop_choice()  # a bad BULKSTATUS_LOOP stops the command here, before anything is written
     return settings
 
@@ -98,13 +100,14 @@ def run(args: argparse.Namespace) -> int:
     options = read_options(settings)
     sha256 = _sha256_in_background(input_path)
     _open_reader_check(input_path, options)
-    if not args.sandbox:
-        check_for_sending(settings, need_credentials=not args.dry_run)
+    dry_run = bool(settings.get("dry-run"))
+    if not settings.get("sandbox"):
+        check_for_sending(settings, need_credentials=not dry_run)
     if args.strict:
         _refuse_invalid(input_path, options)
     sha = sha256()
     out = Path(settings.get("out"))
-    if not args.dry_run and not args.new_run:
+    if not dry_run and not args.new_run:
         unfinished = unfinished_runs(out, sha)
         if unfinished:
             raise RunFolderError(
@@ -114,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
     started = now_utc()
     folder = new_run_folder(out, input_path, started)
     manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
-                        dry_run=args.dry_run)
-    job = Job(settings, input_path, manifest, options, dry_run=args.dry_run)
+                        dry_run=dry_run)
+    job = Job(settings, input_path, manifest, options, dry_run=dry_run)
     total = count_data_rows(input_path)
     return _execute(job, args, total, initial=0)
 
@@ -142,7 +145,7 @@ def resume(args: argparse.Namespace) -> int:
     if file_sha256(input_path) != manifest.sha256:
         raise RunFolderError(f"the input {manifest.input!r} changed since the run started (SHA-256 differs): "
                              "resume needs the same file; start a new run for a new file")
-    if not args.sandbox:
+    if not settings.get("sandbox"):
         check_for_sending(settings, need_credentials=True)
     point = read_resume_point(folder)
     log.info("resuming %s: rows 1-%d complete, %d more finished, %d in doubt", folder, point.last_row,
@@ -161,7 +164,7 @@ def _refuse_invalid(path: Path, options: ReadOptions) -> None:
 
 
 def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int) -> int:
-    progress = Progress(total, args.quiet, initial=initial)
+    progress = Progress(total, bool(job.settings.get("quiet")), initial=initial)
     job.on_result = progress
     job.expected_rows = total or 0
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
@@ -195,7 +198,7 @@ async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunRepo
         report = await runner.execute()
         return run_exit_status(report.counts, report.interrupted, report.abort_reason is not None)
 
-    if getattr(args, "sandbox", False):
+    if job.settings.get("sandbox"):
         status = await _with_sandbox(job.settings, body)
     else:
         status = await body(job.settings)

@@ -8,13 +8,11 @@ from typing import Any
 from bulkstatus import __version__
 from bulkstatus.settings import SECRET_NAMES, SPECS
 
-RUN_SETTINGS_EXCLUDED = frozenset({"labels"})
-
 
 def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None) -> None:
     group = parser.add_argument_group("settings (flag > BULKSTATUS_* environment > profile > [default])")
     for spec in SPECS:
-        if names is not None and spec.name not in names:
+        if (names is not None and spec.name not in names) or spec.own_flag:
             continue
         if spec.secret:
             # A secret never comes from a flag value: only a file holding it can be named.
@@ -39,7 +37,8 @@ def _add_pending_check(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress bar; warnings and the summary only")
+    parser.add_argument("--quiet", dest="quiet", action="store_const", const=True, default=None,
+                        help="no progress bar; warnings and the summary only [BULKSTATUS_QUIET]")
     parser.add_argument("--verbose", action="store_true", help="log each retry and look-up")
 
 
@@ -55,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Submit one CUSTOMER-STATUS-CHANGE maker request per valid row.")
     run.add_argument("input", metavar="INPUT", help="CSV with identifierName,identifierValue,label,reason")
     _add_settings(run)
-    run.add_argument("--dry-run", action="store_true", help="send nothing; write requests.jsonl instead")
-    run.add_argument("--sandbox", action="store_true",
+    run.add_argument("--dry-run", dest="dry-run", action="store_const", const=True, default=None,
+                     help="send nothing; write requests.jsonl instead [BULKSTATUS_DRY_RUN]")
+    run.add_argument("--sandbox", dest="sandbox", action="store_const", const=True, default=None,
                      help="start the built-in simulator on a free loopback port and run against it")
     run.add_argument("--new-run", action="store_true",
                      help="start afresh even though an unfinished run of the same file exists")
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Continue an unfinished run; rows in doubt are looked up first.")
     resume.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
     _add_settings(resume)
-    resume.add_argument("--sandbox", action="store_true", help="resume against a new built-in simulator")
+    resume.add_argument("--sandbox", dest="sandbox", action="store_const", const=True, default=None,
+                        help="resume against a new built-in simulator")
     _add_pending_check(resume)
     _add_common(resume)
 
