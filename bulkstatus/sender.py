@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,8 +24,20 @@ log = logging.getLogger(__name__)
 RETRY_WITH_NEW_CREDENTIALS = object()  # _judge's answer after a 401 that a refresh may cure
 
 
+_stamp_second = -1  # the whole second whose text ``_stamp_prefix`` holds
+_stamp_prefix = ""
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now in UTC to the millisecond, ``2026-11-29T09:30:00.123Z`` (one per result: the text of the
+    second is formatted once a second, not once a row)."""
+    global _stamp_second, _stamp_prefix
+    now = time.time()
+    second = int(now)
+    if second != _stamp_second:
+        _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _stamp_second = second
+    return f"{_stamp_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 @dataclass
@@ -70,7 +83,7 @@ class Sender:
             self.sent += 1
             if attempts > 1:
                 self.retries += 1
-            sent_at = datetime.fromtimestamp(self.recorder.sending(row.number), UTC)
+            sent_at = self.recorder.sending(row.number)  # a datetime only if the answer is lost
             try:
                 answer = await self.client.create(body)
             except RunAborted as exc:  # e.g. a new OAuth token could not be generated
@@ -80,7 +93,7 @@ class Sender:
                 self.health.observe(False)
                 last = (None, "", exc.kind)
                 if exc.in_doubt and doubt_since is None:
-                    doubt_since = sent_at
+                    doubt_since = datetime.fromtimestamp(sent_at, UTC)
                 failures += 1
                 await self._backoff(failures, None)
                 continue
