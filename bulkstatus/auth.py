@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from bulkstatus.errors import RunAborted
 from bulkstatus.jsonio import loads
@@ -42,6 +43,7 @@ class Credentials:
         self._oauth_token: str | None = None
         self._oauth_expires = 0.0
         self._lock = asyncio.Lock()
+        self._headers: CIMultiDictProxy[str] | None = None  # built once per token, not per request
         self.version = 0
         self.refreshes = 0
 
@@ -49,20 +51,26 @@ class Credentials:
     def uses_oauth(self) -> bool:
         return self._oauth_key is not None and self._basic is None
 
-    async def headers(self, session: aiohttp.ClientSession) -> tuple[dict[str, str], int]:
+    async def headers(self, session: aiohttp.ClientSession) -> tuple[CIMultiDictProxy[str], int]:
         """Headers for one request and the credential version they carry."""
         if self.uses_oauth and (self._oauth_token is None or self._clock() >= self._oauth_expires):
             await self._renew_oauth(session)
-        headers = {
-            "X-CAP-API-AUTH-ORG-ID": self._org,
-            "X-CAP-UI-AUTH-TOKEN": self._ui_token,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        if self._basic is not None:
-            headers["Authorization"] = self._basic
-        elif self._oauth_token is not None:
-            headers["X-CAP-API-OAUTH-TOKEN"] = self._oauth_token
+        headers = self._headers
+        if headers is None:
+            # Read-only and of the type aiohttp keeps as it is (a dict is converted on every request);
+            # aiohttp copies it into each request, so one object serves every request until a token
+            # changes (which sets it back to None).
+            built: CIMultiDict[str] = CIMultiDict({
+                "X-CAP-API-AUTH-ORG-ID": self._org,
+                "X-CAP-UI-AUTH-TOKEN": self._ui_token,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            })
+            if self._basic is not None:
+                built["Authorization"] = self._basic
+            elif self._oauth_token is not None:
+                built["X-CAP-API-OAUTH-TOKEN"] = self._oauth_token
+            headers = self._headers = CIMultiDictProxy(built)
         return headers, self.version
 
     async def refresh(self, session: aiohttp.ClientSession, used_version: int) -> bool:
@@ -79,6 +87,7 @@ class Credentials:
                 token = read_secret_file(self._ui_file, "ui-token-file")
                 changed = token != self._ui_token
                 self._ui_token = token
+                self._headers = None
             if self.uses_oauth:
                 await self._fetch_oauth(session)
                 changed = True
@@ -115,4 +124,5 @@ class Credentials:
         lifetime = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 300.0
         # Renew before it expires: a minute early, or at 80% of its life when that is shorter.
         self._oauth_token = token
+        self._headers = None
         self._oauth_expires = self._clock() + lifetime - min(60.0, lifetime * 0.2)
