@@ -6,6 +6,7 @@ answer is parsed defensively into an ``Answer`` and never raises on its content.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,19 @@ class Answer:
 
 
 def _excerpt(raw: bytes) -> str:
+    """A short, one-line version of a body that is not JSON: an HTML page's title, or its text."""
     text = raw.decode("utf-8", "replace")
+    title = _TITLE.search(text)
+    if title:
+        text = title.group(1)
+    elif "<" in text:
+        text = _TAG.sub(" ", text)
     text = " ".join(text.split())
     return text[:160] + ("..." if len(text) > 160 else "")
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 
 class WorkflowClient:

@@ -140,6 +140,7 @@ class DoubtResolver:
             if too_old or not items or page >= pages:
                 break
         self.adopted += len(found)
+        log.debug("look-up of %d row(s) in doubt: %d found in %d page(s)", len(batch), len(found), page)
         return found
 
     def _ours(self, item: dict[str, Any]) -> bool:

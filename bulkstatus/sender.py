@@ -95,6 +95,8 @@ class Sender:
                 if exc.in_doubt and doubt_since is None:
                     doubt_since = datetime.fromtimestamp(sent_at, UTC)
                 failures += 1
+                log.debug("row %d: attempt %d got no answer (%s)%s", row.number, attempts, exc.kind,
+                          "; it may exist, so it is looked up before a resend" if exc.in_doubt else "")
                 await self._backoff(failures, None)
                 continue
             outcome = await self._judge(row, answer, attempts, auth_retried)
@@ -106,8 +108,11 @@ class Sender:
             assert isinstance(outcome, tuple)
             last = outcome
             if answer.status == 429:
+                log.debug("row %d: throttled (429); every worker pauses", row.number)
                 continue  # the pacer's pause holds every worker; throttling is bounded by --abort-after
             failures += 1
+            log.debug("row %d: attempt %d answered HTTP %d %s; retry %d of %d", row.number, attempts,
+                      answer.status, last[2], failures, self.policy.max_retries)
             await self._backoff(failures, answer.retry_after if answer.status == 503 else None)
 
     async def _judge(self, row: Row, answer: Answer, attempts: int,
