@@ -213,3 +213,18 @@ def test_dry_run_and_quiet_come_from_environment_and_config(sim, env, cli, tmp_p
     assert [r["outcome"] for r in read_csv(result.folder / "results.csv")] == ["dry-run"]
     assert sim.sim.state.stats()["create_calls"] == 0
     assert "INFO" not in result.err  # quiet: warnings and the summary only
+
+
+def test_any_answer_body_is_recorded_without_crashing(sim, env, cli, tmp_path):
+    """JSON, HTML and empty error bodies: each row records the status and a one-line error, no markup."""
+    sim.config.error_rate = 1.0
+    sim.sim.apply_config({"seed": 3})
+    rows = [("mobile", f"9198000{n:05d}", "Suspended", "x") for n in range(40)]
+    result = cli("run", "--max-retries", "0", "--abort-after", "600", write_csv(tmp_path / "bodies.csv", rows))
+    assert result.code == 1, result.err
+    results = read_csv(result.folder / "results.csv")
+    assert {r["outcome"] for r in results} == {"failed"}
+    assert {r["httpStatus"] for r in results} <= {"461", "500", "502", "503", "504", "521"}
+    assert all(r["error"] and "<" not in r["error"] and "\n" not in r["error"] for r in results)
+    assert any(r["errorCode"] == "4001" for r in results)  # the v2 JSON shape gives its code
+    assert any(r["error"].endswith("with no body") for r in results)  # and an empty body says so
