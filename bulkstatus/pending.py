@@ -21,13 +21,10 @@ from __future__ import annotations
 import logging
 from contextlib import aclosing
 
-from bulkstatus.api import WorkflowClient
 from bulkstatus.control import StopControl
 from bulkstatus.errors import RunAborted
-from bulkstatus.pacer import Pacer
 from bulkstatus.payload import REQUEST_TYPE
 from bulkstatus.resolver import Key, request_key
-from bulkstatus.retry import RetryPolicy
 from bulkstatus.workflow import PENDING, ApiCaller, list_pages
 
 log = logging.getLogger(__name__)
@@ -54,15 +51,14 @@ async def pending_index(caller: ApiCaller, page_size: int) -> PendingIndex:
     return index
 
 
-async def pending_check(client: WorkflowClient, pacer: Pacer, policy: RetryPolicy, stop: StopControl,
-                        page_size: int) -> PendingIndex:
+async def pending_check(caller: ApiCaller, stop: StopControl, page_size: int) -> PendingIndex:
     """The index for a run, on the run's pacer; a failure aborts the run before anything is sent."""
-    caller = ApiCaller(client, pacer, policy)
+    calls_before = caller.total_calls
     try:
         index = await pending_index(caller, page_size)
     except RunAborted as exc:
         stop.abort(f"pending check: {exc}; or pass --no-pending-check to send without it")
         return {}
     log.info("pending check: %d pending %s request(s) found in %d call(s)", len(index), REQUEST_TYPE,
-             caller.total_calls)
+             caller.total_calls - calls_before)
     return index

@@ -11,21 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bulkstatus.api import Answer, SendError, WorkflowClient
+from bulkstatus.errors import RunAborted
 from bulkstatus.model import IDENTIFIER_NAMES, Row
-from bulkstatus.pacer import Pacer
 from bulkstatus.payload import REQUEST_TYPE
+from bulkstatus.workflow import ApiCaller, list_pages
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 # How far before the earliest doubtful send a request may have been stamped and still be ours. Once the
 # server's clock offset is learnt from an answer, only rounding (whole seconds) and network time remain.
 MARGIN = timedelta(seconds=5)
-LOOKUP_ATTEMPTS = 5
 
 
 class LookupFailed(Exception):
@@ -68,13 +68,12 @@ class _Waiter:
 
 
 class DoubtResolver:
-    def __init__(self, client: WorkflowClient, pacer: Pacer, run_started: datetime, settle: float,
-                 page_size: int = 100, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self._page_size = page_size
-        self._client = client
-        self._pacer = pacer
+    def __init__(self, caller: ApiCaller, run_started: datetime, settle: float, page_size: int = 100,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._caller = caller
         self._since: date = (run_started - timedelta(days=1)).date()
         self._settle = settle
+        self._page_size = page_size
         self._sleep = sleep
         self._waiting: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
@@ -123,55 +122,31 @@ class DoubtResolver:
         if self.server_offset is not None:
             oldest += self.server_offset
         found: dict[Key, dict[str, Any]] = {}
+        params = {"requestType": REQUEST_TYPE, "startDate": self._since.isoformat(), "sortBy": "startDate",
+                  "sortOrder": "desc"}
+        calls_before = self._caller.calls["list"]
         page = 0
-        while wanted - found.keys():
-            items, pages = await self._page(page)
-            too_old = False
-            for item in items:
-                if not isinstance(item, dict):
-                    continue
-                key = request_key(item)
-                if key in wanted and key not in found and self._ours(item):
-                    found[key] = item
-                stamped = parse_server_time(item.get("startTime"))
-                if self.server_offset is not None and stamped is not None and stamped < oldest:
-                    too_old = True
-            page += 1
-            if too_old or not items or page >= pages:
-                break
+        try:
+            async with aclosing(list_pages(self._caller, params, self._page_size)) as pages:
+                async for items, _, _ in pages:
+                    page += 1
+                    too_old = False
+                    for item in items:
+                        key = request_key(item)
+                        if key in wanted and key not in found and self._ours(item):
+                            found[key] = item
+                        stamped = parse_server_time(item.get("startTime"))
+                        if self.server_offset is not None and stamped is not None and stamped < oldest:
+                            too_old = True
+                    if too_old or not wanted - found.keys():
+                        break
+        except RunAborted as exc:
+            raise LookupFailed(str(exc)) from None
+        finally:
+            self.list_calls += self._caller.calls["list"] - calls_before
         self.adopted += len(found)
         log.debug("look-up of %d row(s) in doubt: %d found in %d page(s)", len(batch), len(found), page)
         return found
 
     def _ours(self, item: dict[str, Any]) -> bool:
         return self.maker_user_id is None or item.get("userId") == self.maker_user_id
-
-    async def _page(self, page: int) -> tuple[list[Any], int]:
-        params = {
-            "requestType": REQUEST_TYPE,
-            "startDate": self._since.isoformat(),
-            "sortBy": "startDate",
-            "sortOrder": "desc",
-            "limit": str(self._page_size),
-            "PageNo": str(page),
-        }
-        last = ""
-        for attempt in range(1, LOOKUP_ATTEMPTS + 1):
-            await self._pacer.acquire()
-            self.list_calls += 1
-            try:
-                answer: Answer = await self._client.list(params)
-            except SendError as exc:
-                last = exc.kind
-            else:
-                if answer.status == 200 and isinstance(answer.data, dict):
-                    items = answer.data.get("data")
-                    pagination = answer.data.get("pagination") or {}
-                    pages = pagination.get("totalPages") if isinstance(pagination, dict) else None
-                    if isinstance(items, list):
-                        return items, int(pages) if isinstance(pages, int) else page + 2
-                last = answer.error()[1]
-                if answer.status == 429:
-                    self._pacer.pause(answer.retry_after or 1.0)
-            await self._sleep(min(0.5 * attempt, 5.0) if self._settle else 0.0)
-        raise LookupFailed(f"listing requests failed: {last}")

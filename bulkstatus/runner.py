@@ -17,25 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bulkstatus.api import WorkflowClient
-from bulkstatus.auth import Credentials
 from bulkstatus.control import Health, StopControl
 from bulkstatus.dedupe import DuplicateIndex, duplicate_message
 from bulkstatus.errors import InputFileError
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.pacer import Pacer
 from bulkstatus.payload import BodyBuilder
 from bulkstatus.pending import PendingIndex, pending_check
 from bulkstatus.reader import CheckedRow, InputReader, ReadOptions
 from bulkstatus.recorder import Recorder, ResumePoint, result_from_fields
 from bulkstatus.resolver import DoubtResolver, row_key
-from bulkstatus.retry import RetryPolicy
 from bulkstatus.runfolder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
 from bulkstatus.sender import Sender, utc_now
 from bulkstatus.settings import Settings
+from bulkstatus.workflow import open_caller
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
@@ -50,7 +45,6 @@ class Job:
     read_options: ReadOptions
     resume: ResumePoint = field(default_factory=ResumePoint)
     dry_run: bool = False
-    policy: RetryPolicy | None = None
     on_result: Callable[[Result], None] = lambda result: None
     expected_rows: int = 0  # a line count of the input: sizes the duplicate index once, up front
 
@@ -84,8 +78,6 @@ class Run:
         self.stop = StopControl()
         self._started = now_utc()
         settings = job.settings
-        self._policy = job.policy or RetryPolicy(settings.get("max-retries"), settings.get("backoff"),
-                                                  settings.get("backoff-max"))
         self._queue: asyncio.Queue[tuple[Row, datetime | None] | None] = asyncio.Queue(
             maxsize=max(16, settings.get("concurrency") * 4))
         self._recorder = Recorder(job.manifest.folder, job.resume)
@@ -123,21 +115,15 @@ class Run:
 
     async def _send_all(self) -> None:
         settings = self.job.settings
-        timeout = aiohttp.ClientTimeout(total=settings.get("timeout") or None)
-        connector = aiohttp.TCPConnector(limit=settings.get("concurrency"), ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
-            credentials = Credentials(settings)
-            client = WorkflowClient(settings.get("base-url"), credentials, session, settings.get("timeout"))
-            pacer = Pacer(settings.get("rate"))
+        async with open_caller(settings) as caller:
             # Look-ups reach back to the start of the whole run, not of this resume.
             first_start = datetime.fromisoformat(self.job.manifest.started_at.replace("Z", "+00:00"))
-            resolver = DoubtResolver(client, pacer, min(first_start, self._started), settings.get("doubt-settle"),
+            resolver = DoubtResolver(caller, min(first_start, self._started), settings.get("doubt-settle"),
                                      settings.get("list-limit"))
             if settings.get("pending-check"):
-                self.pending = await pending_check(client, pacer, self._policy, self.stop,
-                                                   settings.get("list-limit"))
-            self._sender = Sender(client, pacer, self._policy, BodyBuilder(settings), self._recorder,
-                                  resolver, Health(settings.get("abort-after")), self.stop)
+                self.pending = await pending_check(caller, self.stop, settings.get("list-limit"))
+            self._sender = Sender(caller.client, caller.pacer, caller.policy, BodyBuilder(settings),
+                                  self._recorder, resolver, Health(settings.get("abort-after")), self.stop)
             await self._pump(settings.get("concurrency"))
 
     async def _pump(self, workers: int) -> None:

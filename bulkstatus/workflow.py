@@ -27,11 +27,11 @@ import aiohttp
 
 from bulkstatus.api import Answer, SendError, WorkflowClient
 from bulkstatus.auth import Credentials
-from bulkstatus.errors import ConfigError, RunAborted
+from bulkstatus.errors import RunAborted
 from bulkstatus.pacer import Pacer
 from bulkstatus.payload import REQUEST_TYPE
 from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
-from bulkstatus.settings import SPEC_BY_NAME, Settings
+from bulkstatus.settings import Settings
 
 PENDING = "AdminTask"
 FINAL_STATES = frozenset({"approved", "rejected", "failed"})
@@ -106,30 +106,11 @@ class ApiCaller:
 async def open_caller(settings: Settings) -> AsyncIterator[ApiCaller]:
     """A session, credentials, pacer and retry policy built from the settings."""
     timeout = aiohttp.ClientTimeout(total=settings.get("timeout") or None)
-    connector = aiohttp.TCPConnector(limit=max(1, settings.get("concurrency") or 1))
+    connector = aiohttp.TCPConnector(limit=max(1, settings.get("concurrency") or 1), ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
         client = WorkflowClient(settings.get("base-url"), Credentials(settings), session, settings.get("timeout"))
         policy = RetryPolicy(settings.get("max-retries"), settings.get("backoff"), settings.get("backoff-max"))
         yield ApiCaller(client, Pacer(settings.get("rate")), policy)
-
-
-def check_for_api(settings: Settings) -> None:
-    """Stop before any call when the connection or the caller's credentials are not set."""
-    for name in ("base-url", "org-id"):
-        if not settings.get(name):
-            raise ConfigError(f"{name} is not set: pass --{name} or set {SPEC_BY_NAME[name].env}")
-    if not str(settings.get("base-url")).startswith(("http://", "https://")):
-        raise ConfigError("base-url must start with https:// (or http:// for a local simulator)")
-    if not settings.get("ui-token"):
-        raise ConfigError("the UI token is not set: set BULKSTATUS_UI_TOKEN, or name a file holding it with "
-                          "--ui-token-file / BULKSTATUS_UI_TOKEN_FILE")
-    basic = bool(settings.get("api-user") and settings.get("api-password"))
-    oauth = bool(settings.get("oauth-key") and settings.get("oauth-secret"))
-    if basic == oauth:
-        raise ConfigError("set exactly one gateway auth: BULKSTATUS_API_USER and BULKSTATUS_API_PASSWORD "
-                          "(Basic), or BULKSTATUS_OAUTH_KEY and BULKSTATUS_OAUTH_SECRET (OAuth)")
-    if not settings.get("list-limit"):
-        raise ConfigError("--list-limit must be at least 1")
 
 
 def _list_failure(answer: Answer) -> str:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bulkstatus.errors import ConfigError
+from bulkstatus.preflight import check_connection
 from bulkstatus.runfolder import Manifest
 from bulkstatus.settings import Settings
 from bulkstatus.status import ExitStatus
-from bulkstatus.workflow import API_SETTINGS, FINAL_STATES, PENDING, check_for_api
+from bulkstatus.workflow import API_SETTINGS, FINAL_STATES, PENDING
 
 log = logging.getLogger("bulkstatus")
 AddSettings = Callable[..., None]
@@ -79,7 +80,7 @@ def _api_settings(args: argparse.Namespace, manifest: Manifest) -> Settings:
                 if settings.origins.get(name) == "default" and manifest.settings.get(name)}
     if fallback:
         settings = settings.replace(**fallback)
-    check_for_api(settings)
+    check_connection(settings)
     return settings
 
 
