@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from bulkstatus import __version__
-from bulkstatus.settings import SECRET_NAMES, SPECS
+from bulkstatus.settings import SECRET_NAMES, SPEC_BY_NAME, SPECS
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None) -> None:
@@ -36,9 +36,15 @@ def _add_pending_check(parser: argparse.ArgumentParser) -> None:
                         default=None, help="send every row, even when its customer has a pending request")
 
 
+def _add_switch(parser: argparse.ArgumentParser, name: str, text: str) -> None:
+    """A flag for a boolean setting that also has a BULKSTATUS_* variable and a config key."""
+    env = SPEC_BY_NAME[name].env
+    parser.add_argument(f"--{name}", dest=name, action="store_const", const=True, default=None,
+                        help=f"{text} [{env}]")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", dest="quiet", action="store_const", const=True, default=None,
-                        help="no progress bar; warnings and the summary only [BULKSTATUS_QUIET]")
+    _add_switch(parser, "quiet", "no progress bar; warnings and the summary only")
     parser.add_argument("--verbose", action="store_true", help="log each retry and look-up")
 
 
@@ -54,10 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Submit one CUSTOMER-STATUS-CHANGE maker request per valid row.")
     run.add_argument("input", metavar="INPUT", help="CSV with identifierName,identifierValue,label,reason")
     _add_settings(run)
-    run.add_argument("--dry-run", dest="dry-run", action="store_const", const=True, default=None,
-                     help="send nothing; write requests.jsonl instead [BULKSTATUS_DRY_RUN]")
-    run.add_argument("--sandbox", dest="sandbox", action="store_const", const=True, default=None,
-                     help="start the built-in simulator on a free loopback port and run against it")
+    _add_switch(run, "dry-run", "send nothing; write requests.jsonl instead")
+    _add_switch(run, "sandbox", "start the built-in simulator on a free loopback port and run against it")
     run.add_argument("--new-run", action="store_true",
                      help="start afresh even though an unfinished run of the same file exists")
     run.add_argument("--strict", action="store_true", help="send nothing if any row is invalid")
@@ -68,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Continue an unfinished run; rows in doubt are looked up first.")
     resume.add_argument("folder", metavar="RUN_FOLDER", help="the folder the run printed as its last line")
     _add_settings(resume)
-    resume.add_argument("--sandbox", dest="sandbox", action="store_const", const=True, default=None,
-                        help="resume against a new built-in simulator")
+    _add_switch(resume, "sandbox", "resume against a new built-in simulator")
     _add_pending_check(resume)
     _add_common(resume)
 
