@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
+from urllib.parse import quote, urlencode
 
 from bulkstatus.auth import Credentials
 from bulkstatus.jsonio import dumps, loads
 from bulkstatus.payload import CREATE_PATH, REQUESTS_PATH
 from bulkstatus.retry import parse_retry_after
+from bulkstatus.transport import HttpClient, TransportError
 
 
 class SendError(Exception):
@@ -74,49 +74,34 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 class WorkflowClient:
-    """The calls bulkstatus makes, over one pooled aiohttp session."""
+    """The calls bulkstatus makes, over one pool of keep-alive connections."""
 
-    def __init__(self, base_url: str, credentials: Credentials, session: aiohttp.ClientSession,
-                 timeout: float) -> None:
+    def __init__(self, base_url: str, credentials: Credentials, http: HttpClient) -> None:
         self._base = base_url.rstrip("/")
+        self._create_url = self._base + CREATE_PATH
         self.credentials = credentials
-        self.session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout or None)
+        self.http = http
 
     async def create(self, body: dict[str, Any]) -> Answer:
-        return await self._call("POST", self._base + CREATE_PATH, data=dumps(body))
+        return await self._call("POST", self._create_url, dumps(body))
 
     async def decide(self, body: dict[str, Any]) -> Answer:
-        return await self._call("PUT", self._base + CREATE_PATH, data=dumps(body))
+        return await self._call("PUT", self._create_url, dumps(body))
 
     async def get(self, request_id: str) -> Answer:
-        return await self._call("GET", f"{self._base}{REQUESTS_PATH}/{request_id}")
+        return await self._call("GET", f"{self._base}{REQUESTS_PATH}/{quote(request_id, safe='')}")
 
     async def list(self, params: dict[str, str]) -> Answer:
-        return await self._call("GET", self._base + REQUESTS_PATH, params=params)
+        return await self._call("GET", f"{self._base}{REQUESTS_PATH}?{urlencode(params)}")
 
-    async def _call(self, method: str, url: str, data: bytes | None = None,
-                    params: dict[str, str] | None = None) -> Answer:
-        headers, version = await self.credentials.headers(self.session)
-        sent = False
+    async def _call(self, method: str, url: str, data: bytes | None = None) -> Answer:
+        headers, version = await self.credentials.headers(self.http)
         try:
-            async with self.session.request(method, url, data=data, params=params, headers=headers,
-                                            timeout=self._timeout) as resp:
-                sent = True
-                raw = await resp.read()
-                status = resp.status
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        except aiohttp.ClientConnectorError:
-            raise SendError("connection refused or unreachable", in_doubt=False) from None
-        except TimeoutError:
-            raise SendError("timed out waiting for the answer", in_doubt=data is not None) from None
-        except aiohttp.ServerDisconnectedError:
-            raise SendError("connection closed with no answer", in_doubt=data is not None) from None
-        except aiohttp.ClientPayloadError:
-            raise SendError("answer cut off", in_doubt=data is not None) from None
-        except aiohttp.ClientError as exc:
-            kind = type(exc).__name__
-            raise SendError(f"connection error ({kind})", in_doubt=data is not None or sent) from None
+            response = await self.http.request(method, url, headers, data)
+        except TransportError as exc:
+            # Only a request with a body changes anything; it may exist if any of it was sent.
+            raise SendError(exc.kind, in_doubt=data is not None and exc.sent) from None
+        raw = response.body
         parsed: Any = None
         text = ""
         if raw:
@@ -124,4 +109,5 @@ class WorkflowClient:
                 parsed = loads(raw)
             except ValueError:
                 text = _excerpt(raw)
-        return Answer(status, parsed, text, retry_after, version)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return Answer(response.status, parsed, text, retry_after, version)

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
-
 from bulkstatus.errors import RunAborted
-from bulkstatus.jsonio import loads
+from bulkstatus.jsonio import dumps, loads
 from bulkstatus.payload import basic_authorization
 from bulkstatus.settings import Settings, read_secret_file
+from bulkstatus.transport import HttpClient, TransportError, header_block
+
+JSON_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
 
 Clock = Callable[[], float]
 
@@ -43,7 +43,7 @@ class Credentials:
         self._oauth_token: str | None = None
         self._oauth_expires = 0.0
         self._lock = asyncio.Lock()
-        self._headers: CIMultiDictProxy[str] | None = None  # built once per token, not per request
+        self._headers: bytes | None = None  # formatted once per token, not per request
         self.version = 0
         self.refreshes = 0
 
@@ -51,29 +51,25 @@ class Credentials:
     def uses_oauth(self) -> bool:
         return self._oauth_key is not None and self._basic is None
 
-    async def headers(self, session: aiohttp.ClientSession) -> tuple[CIMultiDictProxy[str], int]:
-        """Headers for one request and the credential version they carry."""
+    async def headers(self, http: HttpClient) -> tuple[bytes, int]:
+        """Header lines for one request and the credential version they carry."""
         if self.uses_oauth and (self._oauth_token is None or self._clock() >= self._oauth_expires):
-            await self._renew_oauth(session)
+            await self._renew_oauth(http)
         headers = self._headers
-        if headers is None:
-            # Read-only and of the type aiohttp keeps as it is (a dict is converted on every request);
-            # aiohttp copies it into each request, so one object serves every request until a token
-            # changes (which sets it back to None).
-            built: CIMultiDict[str] = CIMultiDict({
-                "X-CAP-API-AUTH-ORG-ID": self._org,
-                "X-CAP-UI-AUTH-TOKEN": self._ui_token,
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            })
+        if headers is None:  # the first request, or a token changed
+            pairs = [("X-CAP-API-AUTH-ORG-ID", self._org), ("X-CAP-UI-AUTH-TOKEN", self._ui_token),
+                     *JSON_HEADERS]
             if self._basic is not None:
-                built["Authorization"] = self._basic
+                pairs.append(("Authorization", self._basic))
             elif self._oauth_token is not None:
-                built["X-CAP-API-OAUTH-TOKEN"] = self._oauth_token
-            headers = self._headers = CIMultiDictProxy(built)
+                pairs.append(("X-CAP-API-OAUTH-TOKEN", self._oauth_token))
+            try:
+                headers = self._headers = header_block(pairs)
+            except ValueError as exc:
+                raise RunAborted(f"{exc}: check the org id, the UI token and the gateway credentials") from None
         return headers, self.version
 
-    async def refresh(self, session: aiohttp.ClientSession, used_version: int) -> bool:
+    async def refresh(self, http: HttpClient, used_version: int) -> bool:
         """After a 401: read the UI token file again and generate a new OAuth token.
 
         Returns False when nothing could change (no token file, Basic auth, same token), so the caller
@@ -89,28 +85,30 @@ class Credentials:
                 self._ui_token = token
                 self._headers = None
             if self.uses_oauth:
-                await self._fetch_oauth(session)
+                await self._fetch_oauth(http)
                 changed = True
             if changed:
                 self.version += 1
                 self.refreshes += 1
             return changed
 
-    async def _renew_oauth(self, session: aiohttp.ClientSession) -> None:
+    async def _renew_oauth(self, http: HttpClient) -> None:
         async with self._lock:
             if self._oauth_token is not None and self._clock() < self._oauth_expires:
                 return  # another worker renewed it while this one waited for the lock
-            await self._fetch_oauth(session)
+            await self._fetch_oauth(http)
             self.version += 1
 
-    async def _fetch_oauth(self, session: aiohttp.ClientSession) -> None:
-        body = {"key": self._oauth_key, "secret": self._oauth_secret}
+    async def _fetch_oauth(self, http: HttpClient) -> None:
+        body = dumps({"key": self._oauth_key, "secret": self._oauth_secret})
         try:
-            async with session.post(self._oauth_url, json=body) as resp:
-                status, text = resp.status, await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RunAborted(f"cannot reach the OAuth token URL ({type(exc).__name__}): check --oauth-url "
+            response = await http.request("POST", self._oauth_url, header_block(JSON_HEADERS), body)
+        except TransportError as exc:
+            raise RunAborted(f"cannot reach the OAuth token URL ({exc.kind}): check --oauth-url "
                              "and the network") from None
+        except ValueError:
+            raise RunAborted("the OAuth token URL is not an http(s) URL: check --oauth-url") from None
+        status, text = response.status, response.body
         data: Any = None
         with contextlib.suppress(ValueError):
             data = loads(text)

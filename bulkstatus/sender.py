@@ -127,7 +127,7 @@ class Sender:
         code, message = answer.error()
         if status == 401:
             if not auth_retried and await self.client.credentials.refresh(
-                self.client.session, answer.credential_version
+                self.client.http, answer.credential_version
             ):
                 return RETRY_WITH_NEW_CREDENTIALS
             self.stop.abort("the API refused the credentials (HTTP 401) even after reading them again: "

@@ -23,8 +23,6 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import aiohttp
-
 from bulkstatus.api import Answer, SendError, WorkflowClient
 from bulkstatus.auth import Credentials
 from bulkstatus.errors import RunAborted
@@ -32,6 +30,7 @@ from bulkstatus.pacer import Pacer
 from bulkstatus.payload import REQUEST_TYPE
 from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
 from bulkstatus.settings import Settings
+from bulkstatus.transport import HttpClient
 
 PENDING = "AdminTask"
 FINAL_STATES = frozenset({"approved", "rejected", "failed"})
@@ -91,7 +90,7 @@ class ApiCaller:
             status = answer.status
             if status == 401 and not auth_retried:
                 auth_retried = True
-                if await self.client.credentials.refresh(self.client.session, answer.credential_version):
+                if await self.client.credentials.refresh(self.client.http, answer.credential_version):
                     attempt -= 1
                     continue
             if status not in RETRYABLE_STATUSES or attempt > self.policy.max_retries:
@@ -104,13 +103,14 @@ class ApiCaller:
 
 @asynccontextmanager
 async def open_caller(settings: Settings) -> AsyncIterator[ApiCaller]:
-    """A session, credentials, pacer and retry policy built from the settings."""
-    timeout = aiohttp.ClientTimeout(total=settings.get("timeout") or None)
-    connector = aiohttp.TCPConnector(limit=max(1, settings.get("concurrency") or 1), ttl_dns_cache=300)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False) as session:
-        client = WorkflowClient(settings.get("base-url"), Credentials(settings), session, settings.get("timeout"))
+    """Connections, credentials, pacer and retry policy built from the settings."""
+    http = HttpClient(limit=settings.get("concurrency") or 1, timeout=settings.get("timeout"))
+    try:
+        client = WorkflowClient(settings.get("base-url"), Credentials(settings), http)
         policy = RetryPolicy(settings.get("max-retries"), settings.get("backoff"), settings.get("backoff-max"))
         yield ApiCaller(client, Pacer(settings.get("rate")), policy)
+    finally:
+        await http.close()
 
 
 def _list_failure(answer: Answer) -> str:
