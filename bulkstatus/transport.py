@@ -147,7 +147,8 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         headers = self._headers
         self._delimited = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "")
-        if headers.get("content-length", "0").strip().isdigit() and int(headers["content-length"]) > MAX_BODY:
+        length = headers.get("content-length", "0").strip()
+        if length.isdigit() and int(length) > MAX_BODY:
             self._fail("answer too large")
 
     def on_body(self, body: bytes) -> None:
