@@ -38,15 +38,20 @@ LIST_PATH = "/api_gateway/v2/request-workflow/requests"
 CREATE_PATH = "/api_gateway/v2/request-workflow/CUSTOMER-STATUS-CHANGE"
 
 
-def data_file(rows: int, *, seed: int = 7) -> Path:
-    """``benchmarks/data/rows-{rows}.csv``: all valid, no duplicates, made once and kept."""
-    path = DATA / f"rows-{rows}.csv"
+def data_file(rows: int, *, seed: int = 7, quoted: bool = False) -> Path:
+    """``benchmarks/data/rows-{rows}.csv``: all valid, no duplicates, made once and kept.
+
+    ``quoted``: ``rows-{rows}-quoted.csv``, the same rows with reasons as Excel saves them when they hold
+    commas and quotes (a value with a comma, one with doubled quotes), two rows in three."""
+    path = DATA / (f"rows-{rows}-quoted.csv" if quoted else f"rows-{rows}.csv")
     if path.exists():
         return path
     DATA.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     labels = ("Suspended", "Active", "Fraud Suspected")
     reasons = ("fraud review 2026-11", "customer request", "reactivated after incident #4411")
+    if quoted:
+        reasons = ("fraud review 2026-11", '"customer request, by phone"', '"reactivated: ""incident 4411"""')
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         fh.write(HEADER)

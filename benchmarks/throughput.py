@@ -44,6 +44,8 @@ from common import (
 from nginx import nginx
 from pyinstrument.frame import Frame
 
+from bulkstatus.reader import check_structure
+
 PARTS = ("overhead", "dry", "start", "profile")
 
 
@@ -120,7 +122,11 @@ def dry(args: argparse.Namespace) -> None:
 
 
 def start(args: argparse.Namespace) -> None:
-    path = data_file(1_000_000)
+    _start(args, data_file(1_000_000), "1,000,000 rows")
+    _start(args, data_file(1_000_000, quoted=True), "1,000,000 rows, a third with quoted reasons")
+
+
+def _start(args: argparse.Namespace, path: Path, what: str) -> None:
     firsts: list[float] = []
     exits: list[float] = []
     for _ in range(3):
@@ -155,11 +161,15 @@ def start(args: argparse.Namespace) -> None:
     with path.open("rb") as fh:
         lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
     count = time.perf_counter() - t
+    t = time.perf_counter()
+    check_structure(path)
+    structure = time.perf_counter() - t
     size = path.stat().st_size / 1e6
-    print(f"start: 1,000,000 rows ({size:.0f} MB): command start -> first request at the server: "
+    print(f"start: {what} ({size:.0f} MB): command start -> first request at the server: "
           f"{fmt(firsts, 2)} s (median {median(firsts):.2f} s)")
     print(f"  of which: bare python {bare:.2f} s, python + bulkstatus imports {imports:.2f} s, "
-          f"SHA-256 of the file {sha:.3f} s, counting its {lines} lines {count:.3f} s (page cache warm)")
+          f"SHA-256 of the file {sha:.3f} s, counting its {lines} lines {count:.3f} s, its structure check "
+          f"{structure:.3f} s (page cache warm; the run does all three on two threads)")
     print(f"  after SIGINT right after the first request, exit in {fmt(exits, 1)} s (the rest of the file is "
           "read and recorded as unprocessed)", flush=True)
 

@@ -1,4 +1,5 @@
-"""check_structure's quick path (a file without quotes is only decoded) decides like a full csv pass."""
+"""check_structure's quick paths (numpy over the bytes; a file without quotes only decoded) decide like
+a full csv pass."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bulkstatus.structure as structure
 from bulkstatus.errors import InputFileError
 from bulkstatus.reader import SAMPLE_BYTES, InputReader, ReadOptions, check_structure
 
@@ -60,6 +62,44 @@ def test_same_verdict_as_a_full_csv_pass(tmp_path_factory: pytest.TempPathFactor
     path.write_text(HEADER + PADDING + body, encoding="utf-8", newline="")
     with field_limit(LIMIT):
         assert quick_fails(path) == full_pass_fails(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=BODIES, block=st.integers(1, 9))
+def test_same_verdict_with_blocks_ending_anywhere(tmp_path_factory: pytest.TempPathFactory, body: str,
+                                                  block: int) -> None:
+    """The numpy check carries its state from block to block: tiny blocks cut quotes and pairs apart."""
+    path = tmp_path_factory.mktemp("s") / "in.csv"
+    path.write_text(HEADER + "mobile,1,a,b\n" * 3 + body, encoding="utf-8", newline="")
+    old = structure._BLOCK
+    structure._BLOCK = block
+    try:
+        with field_limit(LIMIT):
+            if structure._quotes_well_formed(path, "utf-8", ","):
+                with open(path, encoding="utf-8", newline="") as f:
+                    for _ in csv.reader(f, strict=True):  # raises if the vouching was wrong
+                        pass
+    finally:
+        structure._BLOCK = old
+
+
+@pytest.mark.parametrize("block", [3, 1 << 22])
+def test_what_csv_writes_is_vouched_for_without_a_csv_pass(tmp_path: Path, block: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel-style quoting (commas, quotes, line breaks in values) takes the fast path, not csv."""
+    path = tmp_path / "in.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(["identifierName", "identifierValue", "label", "reason"])
+        for i in range(2000):
+            writer.writerow(["mobile", f"9198{i:08d}", "Suspended", f'fraud, said "stop"\nline {i}', ""])
+            writer.writerow(["email", f"a{i}@example.com", "", '""'])
+    monkeypatch.setattr(structure, "_BLOCK", block)
+    assert structure._quotes_well_formed(path, "utf-8", ",")
+    path.write_bytes(path.read_bytes() + b'mobile,1,a,"never closed\r\n')
+    assert not structure._quotes_well_formed(path, "utf-8", ",")
+    with pytest.raises(InputFileError, match="quote"):
+        check_structure(path)
 
 
 def test_bad_bytes_far_down_a_file_without_quotes(tmp_path: Path) -> None:
