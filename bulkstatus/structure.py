@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bulkstatus.locate import csv_error, decode_error
+from bulkstatus.quotescan import QuoteScan
 from bulkstatus.sniff import DEFAULT_OPTIONS, ReadOptions, open_input
 
 __all__ = ["check_structure", "count_data_rows"]
@@ -67,102 +68,29 @@ def check_structure(path: str | Path, options: ReadOptions = DEFAULT_OPTIONS) ->
 # Encodings in which every byte below 0x80 is that ASCII character and never part of another one, so
 # quotes, delimiters and line breaks can be found in the raw bytes.
 _ASCII_SAFE = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"})
-_QUOTE, _LF, _CR = 34, 10, 13
 _BLOCK = 1 << 22  # bytes read at a time by _quotes_well_formed
 
 
 def _quotes_well_formed(path: Path, encoding: str, delimiter: str) -> bool:
-    """True when the whole file decodes and strict csv will read all of it; False when unsure.
-
-    The quote characters are numbered through the file: an odd one must open a value (right after a
-    delimiter, a line break, the file's start or an even one), an even one must close it (right before
-    a delimiter, a line break, the file's end or an odd one: that pair is an escaped quote). Those are
-    RFC 4180 quotes, which strict csv reads; an odd count at the end is a value never closed. A value
-    lies between two delimiters or line breaks outside quotes (outside: an even number of quotes before
-    them), so their largest distance in bytes bounds every value's length in characters. Anything
-    outside these rules (a NUL, a stray quote inside a plain value, which csv takes as text) returns
-    False and the caller's csv pass decides."""
+    """True when the whole file decodes and strict csv will read all of it; False when unsure (then the
+    caller's csv pass decides). Raises InputFileError for bytes that do not decode."""
     if codecs.lookup(encoding).name not in _ASCII_SAFE or len(delimiter) != 1 or ord(delimiter) > 127:
         return False
-    limit = csv.field_size_limit()
-    allowed = np.zeros(256, dtype=bool)  # the bytes that may stand next to a quote on its outer side
-    allowed[[ord(delimiter), _LF, _CR, _QUOTE]] = True
-    delim = ord(delimiter)
+    scan = QuoteScan(delimiter, csv.field_size_limit())
     decoder = codecs.getincrementaldecoder(encoding)()
-    parity = 0  # quotes seen before the block, modulo 2
-    before = _LF  # the byte before the block (the file's start counts as a line break)
-    close_at_end = False  # the previous block ended with a closing quote: its next byte is this block's first
-    offset = 0  # the file position of the block's first byte
-    last_boundary = -1  # the file position of the last delimiter or line break outside quotes
     with open(path, "rb") as f:
         while block := f.read(_BLOCK):
             try:
                 decoder.decode(block)
             except UnicodeDecodeError:
                 raise decode_error(path, encoding) from None
-            data = np.frombuffer(block, dtype=np.uint8)
-            if not data.all():
-                return False  # a NUL byte
-            if close_at_end and not allowed[data[0]]:
+            if not scan.feed(block):
                 return False
-            quotes = np.flatnonzero(data == _QUOTE)
-            if quotes.size:
-                odd = ((np.arange(quotes.size) + parity) & 1) == 0  # opening quotes
-                opens, closes = quotes[odd], quotes[~odd]
-                previous = np.where(opens > 0, data[opens - 1], before)
-                closes_inside = closes[closes + 1 < data.size]
-                if not (allowed[previous].all() and allowed[data[closes_inside + 1]].all()):
-                    return False
-                close_at_end = bool(closes.size) and int(closes[-1]) == data.size - 1
-            else:
-                close_at_end = False
-            boundary = (data == delim) | (data == _LF) | (data == _CR)
-            if quotes.size or parity:
-                boundaries = np.flatnonzero(boundary)
-                outside = boundaries[((np.searchsorted(quotes, boundaries) + parity) & 1) == 0] + offset
-                widest = _widest_gap(outside, last_boundary)
-            else:  # no quote in the block and none open: every delimiter and line break is a boundary
-                outside, widest = _plain_boundaries(boundary, offset, last_boundary, limit)
-            if widest >= limit:
-                return False
-            if outside.size:
-                last_boundary = int(outside[-1])
-            parity = (parity + quotes.size) & 1
-            before = int(data[-1])
-            offset += data.size
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise decode_error(path, encoding) from None
-    return parity == 0 and offset - last_boundary < limit
-
-
-def _widest_gap(outside: np.ndarray, last_boundary: int) -> int:
-    """The largest distance between consecutive boundaries, the first measured from ``last_boundary``."""
-    if not outside.size:
-        return 0
-    widest = int(outside[0]) - last_boundary
-    if outside.size > 1:
-        widest = max(widest, int(np.diff(outside).max()))
-    return widest
-
-
-def _plain_boundaries(boundary: np.ndarray, offset: int, last_boundary: int,
-                      limit: int) -> tuple[np.ndarray, int]:
-    """(first and last boundary of the block, a bound on the widest gap) without listing every boundary.
-
-    A gap of ``limit`` bytes or more would hold a whole aligned window of ``limit // 2`` bytes with no
-    boundary in it; if every such window has one, the widest gap inside the block is under ``limit``.
-    """
-    if not boundary.any():
-        return np.empty(0, dtype=np.intp), 0  # the gap goes on into the next block (or to the end)
-    first = int(np.argmax(boundary))
-    last = boundary.size - 1 - int(np.argmax(boundary[::-1]))
-    half = max(1, limit // 2)
-    whole = boundary.size // half * half
-    windows_ok = bool(boundary[:whole].reshape(-1, half).any(axis=1).all()) if whole else True
-    widest = max(first + offset - last_boundary, 0 if windows_ok else limit)
-    return np.array([first + offset, last + offset], dtype=np.intp), widest
+    return scan.finish()
 
 
 def _decodes_without_quotes(path: Path, encoding: str) -> bool:

@@ -75,10 +75,14 @@ def test_same_verdict_with_blocks_ending_anywhere(tmp_path_factory: pytest.TempP
     structure._BLOCK = block
     try:
         with field_limit(LIMIT):
-            if structure._quotes_well_formed(path, "utf-8", ","):
+            vouched = structure._quotes_well_formed(path, "utf-8", ",")
+            if vouched:
                 with open(path, encoding="utf-8", newline="") as f:
                     for _ in csv.reader(f, strict=True):  # raises if the vouching was wrong
                         pass
+            structure._BLOCK = 1 << 22
+            # One block only adds the (stricter) window bound on plain gaps, so it vouches for no more.
+            assert not structure._quotes_well_formed(path, "utf-8", ",") or vouched
     finally:
         structure._BLOCK = old
 
@@ -116,3 +120,16 @@ def test_a_line_longer_than_the_field_limit_without_quotes(tmp_path: Path) -> No
     path.write_text(HEADER + "mobile,1,a,b\n" * 10 + "mobile," + "9" * 200 + ",a,b\n", encoding="utf-8")
     with field_limit(100), pytest.raises(InputFileError, match="longer than 100"):
         check_structure(path)
+
+
+def test_a_quoted_value_over_the_limit_is_not_vouched_for(tmp_path: Path) -> None:
+    """Commas and line breaks inside a long quoted value do not hide its length; csv then names it."""
+    path = tmp_path / "in.csv"
+    long_value = '"' + ("abcdefgh,\n" * 30) + '""x"'  # 304 characters with delimiters and breaks inside
+    path.write_text(HEADER + PADDING + f"mobile,1,a,{long_value}\n", encoding="utf-8", newline="")
+    with field_limit(200):
+        assert not structure._quotes_well_formed(path, "utf-8", ",")
+        with pytest.raises(InputFileError, match="longer than 200"):
+            check_structure(path)
+    with field_limit(400):
+        assert structure._quotes_well_formed(path, "utf-8", ",")
