@@ -129,7 +129,7 @@ def start(args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(bulkstatus.__file__).parent)],
                    check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     _start(args, data_file(1_000_000), "1,000,000 rows")
-    _start(args, data_file(1_000_000, quoted=True), "1,000,000 rows, a third with quoted reasons")
+    _start(args, data_file(1_000_000, quoted=True), "1,000,000 rows, two in three with quoted reasons")
 
 
 def _start(args: argparse.Namespace, path: Path, what: str) -> None:

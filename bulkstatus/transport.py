@@ -113,6 +113,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes on an idle connection (a server's 408 before closing it, say)
+            self._fail("unexpected data on an idle connection")
+            return
         self._received = True
         try:
             self._parser.feed_data(data)

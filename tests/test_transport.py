@@ -303,3 +303,19 @@ def test_an_answer_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatc
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
     results, _, _ = run(exchange(fixed(ok(b"x" * 11), chunked, ok(b"x" * 10)), requests=3))
     assert [getattr(r, "kind", None) for r in results] == ["answer too large", "answer too large", None]
+
+
+def test_a_connection_that_speaks_while_idle_is_not_reused() -> None:
+    """A server that answers 408 on an idle keep-alive connection: the next request opens a new one."""
+    async def go() -> tuple[int, int]:
+        async with Server(fixed(ok())) as server:
+            http = HttpClient(limit=1, timeout=2)
+            await http.request("GET", server.url())
+            for writer in server.writers:
+                writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            await asyncio.sleep(0.05)
+            second = await http.request("GET", server.url())
+            await http.close()
+            return second.status, server.connections
+
+    assert run(go()) == (200, 2)
