@@ -92,7 +92,7 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 def tool_environment(url: str, **extra: str) -> dict[str, str]:
     """The process environment for a ``bulkstatus run`` against ``url`` with the sandbox's made-up
     credentials (the servers used here accept anything)."""
-    from bulkstatus.sandbox import sandbox_environment
+    from bulkstatus.cli.sandbox import sandbox_environment
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKSTATUS_")}
     env.update(sandbox_environment(url))

@@ -44,7 +44,7 @@ from common import (
 from nginx import nginx
 from pyinstrument.frame import Frame
 
-from bulkstatus.reader import check_structure
+from bulkstatus.input.reader import check_structure
 
 PARTS = ("overhead", "dry", "start", "profile")
 
@@ -156,7 +156,7 @@ def _start(args: argparse.Namespace, path: Path, what: str) -> None:
                     proc.wait()
     # The parts: a bare interpreter, the imports, hashing and counting the file.
     bare = _seconds([sys.executable, "-c", "pass"])
-    imports = _seconds([sys.executable, "-c", "import bulkstatus.cli.commands, bulkstatus.runner"])
+    imports = _seconds([sys.executable, "-c", "import bulkstatus.cli.commands, bulkstatus.run.runner"])
     t = time.perf_counter()
     digest = hashlib.sha256()
     with path.open("rb") as fh:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from simhelpers import SimulatorThread  # noqa: E402
 
 from bulkstatus.cli import main  # noqa: E402
-from bulkstatus.sandbox import sandbox_config, sandbox_environment  # noqa: E402
+from bulkstatus.cli.sandbox import sandbox_config, sandbox_environment  # noqa: E402
 from bulkstatus.sim import config as simcfg  # noqa: E402
 from bulkstatus.sim.state import PENDING, REQUEST_TYPE_VALUE, StoredRequest  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkstatus.cli import main
-from bulkstatus.sandbox import sandbox_config, sandbox_environment
+from bulkstatus.cli.sandbox import sandbox_config, sandbox_environment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from simhelpers import SimulatorThread
@@ -82,7 +82,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def sandbox_secrets() -> list[str]:
     """Every secret the sandbox configures, and the Basic headers made from them."""
-    from bulkstatus.payload import basic_authorization
+    from bulkstatus.api.bodies import basic_authorization
     from bulkstatus.sim import config as c
 
     return [c.SANDBOX_MAKER_TOKEN, c.SANDBOX_API_PASSWORD, c.SANDBOX_INTOUCH_PASSWORD, c.SANDBOX_OAUTH_SECRET,

@@ -3,7 +3,7 @@
 Each case is the exact bytes of a file, the reader options (with the CLI flags that give them), and
 either the fatal message a run or validate must stop with (exit 2, nothing sent) or the outcome of
 every data row: "valid", "duplicate", or "invalid:<kind>[+<kind>...]" with the kinds of
-bulkstatus.checks.PROBLEM_KINDS.
+bulkstatus.input.rules.PROBLEM_KINDS.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkstatus.checks import (
+from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message, key_hash
+from bulkstatus.input.rules import (
     MAX_LENGTH,
     PROBLEM_KINDS,
     RowRules,
@@ -18,7 +19,6 @@ from bulkstatus.checks import (
     normalise,
     shape_problem,
 )
-from bulkstatus.dedupe import DuplicateIndex, duplicate_message, key_hash
 from bulkstatus.model import IDENTIFIER_NAMES
 
 RULES = RowRules()

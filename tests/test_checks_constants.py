@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 
-from bulkstatus.checks import TRIM_CHARS
+from bulkstatus.input.rules import TRIM_CHARS
 
 
 def test_trim_chars_are_tab_and_every_unicode_space_separator() -> None:

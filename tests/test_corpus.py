@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from corpus_cases import CORPUS, Case
 
-from bulkstatus import report as report_module
-from bulkstatus.checks import PROBLEM_KINDS
 from bulkstatus.errors import InputFileError
-from bulkstatus.reader import InputReader, ReadOptions, check_structure
-from bulkstatus.report import render_json, render_text, validate_file
+from bulkstatus.input import validation as report_module
+from bulkstatus.input.reader import InputReader, ReadOptions, check_structure
+from bulkstatus.input.rules import PROBLEM_KINDS
+from bulkstatus.input.validation import render_json, render_text, validate_file
 
 BY_NAME = {case.name: case for case in CORPUS}
 

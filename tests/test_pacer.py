@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 
-from bulkstatus.pacer import Pacer
+from bulkstatus.api.pacer import Pacer
 from bulkstatus.settings import parse_rate
 
 

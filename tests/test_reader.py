@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bulkstatus.errors import InputFileError
-from bulkstatus.reader import InputReader, ReadOptions, count_data_rows
+from bulkstatus.input.reader import InputReader, ReadOptions, count_data_rows
 
 HEADER = "identifierName,identifierValue,label,reason"
 ROW = "mobile,+919800000001,Suspended,fraud"

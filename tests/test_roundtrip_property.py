@@ -14,10 +14,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkstatus.checks import normalise
+from bulkstatus.input.reader import InputReader, ReadOptions
+from bulkstatus.input.rules import normalise
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.reader import InputReader, ReadOptions
-from bulkstatus.recorder import Recorder, csv_writer
+from bulkstatus.run.journal import Recorder, csv_writer
 
 COLUMNS = ["identifierName", "identifierValue", "label", "reason"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import ROOT, read_csv, write_csv
 
-from bulkstatus.payload import basic_authorization
+from bulkstatus.api.bodies import basic_authorization
 from bulkstatus.sim import config as simcfg
 
 SEED_BODY = {  # the seed page's example, with PUT as capillary-api.md decides, and the sandbox's values
@@ -182,7 +182,7 @@ def test_sandbox_command_serves_until_stopped(tmp_path, cli, monkeypatch):
     import subprocess
     import sys
 
-    from bulkstatus.sandbox import sandbox_environment
+    from bulkstatus.cli.sandbox import sandbox_environment
 
     proc = subprocess.Popen([sys.executable, "-m", "bulkstatus", "sandbox"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bulkstatus.structure as structure
+import bulkstatus.input.structure as structure
 from bulkstatus.errors import InputFileError
-from bulkstatus.reader import SAMPLE_BYTES, InputReader, ReadOptions, check_structure
+from bulkstatus.input.reader import SAMPLE_BYTES, InputReader, ReadOptions, check_structure
 
 HEADER = "identifierName,identifierValue,label,reason\n"
 # Good rows past the sample the reader checks on opening, so that what follows is up to check_structure.

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trustme
 
-from bulkstatus.transport import HttpClient, Response, TransportError, header_block, split_url
+from bulkstatus.api.transport import HttpClient, Response, TransportError, header_block, split_url
 
 Answerer = Callable[[int, bytes], Awaitable[bytes | None]]  # (request number, request) -> answer
 
@@ -297,7 +297,7 @@ def test_https_with_a_trusted_certificate(authority: trustme.CA, tmp_path: Any,
 
 
 def test_an_answer_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bulkstatus.transport as transport
+    import bulkstatus.api.transport as transport
 
     monkeypatch.setattr(transport, "MAX_BODY", 10)
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"

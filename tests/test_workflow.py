@@ -11,12 +11,12 @@ from pathlib import Path
 
 from conftest import read_csv, write_csv
 
-from bulkstatus.recorder import RESULT_COLUMNS
-from bulkstatus.runfolder import Manifest, iso
+from bulkstatus.followup.track import WaitOptions, track
+from bulkstatus.run.folder import Manifest, iso
+from bulkstatus.run.journal import RESULT_COLUMNS
 from bulkstatus.settings import resolve
 from bulkstatus.sim import config as simcfg
 from bulkstatus.sim.state import PENDING, REQUEST_TYPE_VALUE, StoredRequest
-from bulkstatus.track import WaitOptions, track
 
 STATES = ("AdminTask", "approved", "rejected", "failed")
 

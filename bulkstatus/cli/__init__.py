@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from bulkstatus import logs
+from bulkstatus.cli.exitcodes import ExitStatus
 from bulkstatus.cli.parser import build_parser
 from bulkstatus.errors import BulkStatusError, ConfigError, InputFileError, RunAborted, RunFolderError
-from bulkstatus.status import ExitStatus
 
 
 def program(args: argparse.Namespace) -> int:

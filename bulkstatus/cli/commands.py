@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulkstatus import logs
+from bulkstatus.api.bodies import basic_authorization, inner_authorization
 from bulkstatus.cli import eventloop
+from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
 from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.input.sniff import ReadOptions
+from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
-from bulkstatus.payload import basic_authorization, inner_authorization
 from bulkstatus.preflight import check_for_sending
-from bulkstatus.recorder import FAILED, RESULTS, read_resume_point
-from bulkstatus.runfolder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
+from bulkstatus.run.folder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
+from bulkstatus.run.journal import FAILED, RESULTS, read_resume_point
 from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
-from bulkstatus.sniff import ReadOptions
-from bulkstatus.status import ExitStatus, run_exit_status
-from bulkstatus.structure import check_structure, count_data_rows
 
 if TYPE_CHECKING:
-    from bulkstatus.runner import Job, Run, RunReport
+    from bulkstatus.run.runner import Job, Run, RunReport
 
 log = logging.getLogger("bulkstatus")
 
@@ -68,7 +68,7 @@ def read_options(settings: Settings) -> ReadOptions:
 
 
 async def _with_sandbox(settings: Settings, body: Callable[[Settings], Awaitable[int]]) -> int:
-    from bulkstatus.sandbox import sandbox_config, sandbox_settings
+    from bulkstatus.cli.sandbox import sandbox_config, sandbox_settings
     from bulkstatus.sim import Simulator
 
     sim = Simulator(sandbox_config())
@@ -93,7 +93,7 @@ def _import_runner_in_background() -> Callable[[], Any]:
     """Import the runner (and pandas with it, 0.4 s) on a thread and return what waits for it. The main
     thread meanwhile checks the input, mostly in numpy, which releases the GIL: 0.1-0.2 s off the start."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
-    future = pool.submit(importlib.import_module, "bulkstatus.runner")
+    future = pool.submit(importlib.import_module, "bulkstatus.run.runner")
     pool.shutdown(wait=False)
     return future.result
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
                         dry_run=dry_run)
     runner_imported()
-    from bulkstatus.runner import Job
+    from bulkstatus.run.runner import Job
 
     job = Job(settings, input_path, manifest, options, dry_run=dry_run)
     total = count_data_rows(input_path)
@@ -167,14 +167,14 @@ def resume(args: argparse.Namespace) -> int:
     point = read_resume_point(folder)
     log.info("resuming %s: rows 1-%d complete, %d more finished, %d in doubt", folder, point.last_row,
              len(point.finished), len(point.in_doubt))
-    from bulkstatus.runner import Job
+    from bulkstatus.run.runner import Job
 
     job = Job(settings, input_path, manifest, read_options(settings), resume=point)
     return _execute(job, args, count_data_rows(input_path), initial=point.last_row)
 
 
 def _refuse_invalid(path: Path, options: ReadOptions) -> None:
-    from bulkstatus.report import validate_file
+    from bulkstatus.input.validation import validate_file
 
     report = validate_file(path, options)
     if report.invalid:
@@ -212,7 +212,7 @@ async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunRepo
     async def body(settings: Settings) -> int:
         nonlocal report
         job.settings = settings
-        from bulkstatus.runner import Run
+        from bulkstatus.run.runner import Run
 
         runner = Run(job)
         _install_signals(runner)
@@ -281,7 +281,7 @@ def _print_summary(report: RunReport, job: Job) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from bulkstatus.report import render_json, render_text, validate_file
+    from bulkstatus.input.validation import render_json, render_text, validate_file
 
     settings = load_settings(args)
     path = Path(args.input)
@@ -293,7 +293,7 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from bulkstatus.sandbox import sandbox_config, sandbox_environment
+    from bulkstatus.cli.sandbox import sandbox_config, sandbox_environment
     from bulkstatus.sim import serve_forever
 
     config = sandbox_config()

@@ -1,7 +1,7 @@
 """The commands that follow a run: ``track`` (where are my requests?) and ``approve`` (the checker's side).
 
 Like the rest of the CLI package, this is where argv, terminals, prompts and exit statuses live; the work
-is in ``bulkstatus.track`` and ``bulkstatus.approve``.
+is in ``bulkstatus.followup.track`` and ``bulkstatus.followup.approve``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bulkstatus.api.calls import API_SETTINGS, FINAL_STATES, PENDING
+from bulkstatus.cli.exitcodes import ExitStatus
 from bulkstatus.errors import ConfigError
 from bulkstatus.preflight import check_connection
-from bulkstatus.runfolder import Manifest
+from bulkstatus.run.folder import Manifest
 from bulkstatus.settings import Settings
-from bulkstatus.status import ExitStatus
-from bulkstatus.workflow import API_SETTINGS, FINAL_STATES, PENDING
 
 log = logging.getLogger("bulkstatus")
 AddSettings = Callable[..., None]
@@ -124,8 +124,8 @@ class _WaitBar:
 
 
 def track(args: argparse.Namespace) -> int:
-    from bulkstatus.track import UNCHECKED, WaitOptions, trackable
-    from bulkstatus.track import track as track_run
+    from bulkstatus.followup.track import UNCHECKED, WaitOptions, trackable
+    from bulkstatus.followup.track import track as track_run
 
     folder = Path(args.folder)
     settings = _api_settings(args, trackable(folder))
@@ -153,7 +153,7 @@ def _confirm(question: str) -> bool:
 
 
 def approve(args: argparse.Namespace) -> int:
-    from bulkstatus.approve import APPROVALS, decide, plan
+    from bulkstatus.followup.approve import APPROVALS, decide, plan
 
     if not args.yes and not sys.stdin.isatty():
         raise ConfigError("stdin is not a terminal, so approve cannot ask for confirmation: pass --yes")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bulkstatus import checks
 from bulkstatus.errors import InputFileError
-from bulkstatus.locate import csv_error, decode_error, file_error
+from bulkstatus.input import rules
+from bulkstatus.input.locate import csv_error, decode_error, file_error
 from bulkstatus.model import IDENTIFIER_NAMES
 
 __all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "Layout", "ReadOptions", "open_input"]
@@ -94,7 +94,7 @@ def _sniff(path: Path, sample: bytes, at_eof: bool, options: ReadOptions) -> Lay
     text = _decode_sample(path, sample, encoding, at_eof)
     delimiter, columns, has_data = _find_header(path, text, encoding, options.delimiter, at_eof)
     index = _match_header(path, columns, options)
-    named = max(i for i, c in enumerate(columns) if c.strip(checks.TRIM_CHARS)) + 1
+    named = max(i for i, c in enumerate(columns) if c.strip(rules.TRIM_CHARS)) + 1
     if at_eof and not has_data:
         raise file_error(path, "has a header but no data rows; add one row per customer below it")
     return Layout(encoding, delimiter, columns, index, named)
@@ -156,7 +156,7 @@ def _find_header(path: Path, text: str, encoding: str, given: str | None,
         if best is None or (matched, len(header)) > best[:2]:
             best = (matched, len(header), delimiter, header, has_data, broken)
     if best is None:
-        if text.strip(checks.TRIM_CHARS + "\r\n"):
+        if text.strip(rules.TRIM_CHARS + "\r\n"):
             raise csv_error(path, encoding, forced or ",")
         raise file_error(path, "contains only blank lines; it needs a header line "
                                "identifierName,identifierValue,label,reason and one row per customer")
@@ -174,7 +174,7 @@ def _first_records(text: str, delimiter: str, whole: bool = False) -> tuple[list
     has_data = False
     try:
         for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
-            if not any(cell.strip(checks.TRIM_CHARS) for cell in record):
+            if not any(cell.strip(rules.TRIM_CHARS) for cell in record):
                 continue
             if header is None:
                 header = record
@@ -202,13 +202,13 @@ def _match_header(path: Path, columns: list[str], options: ReadOptions) -> dict[
             continue
         if column in found:
             first = columns[found[column]]
-            raise _header_error(path, columns, f'column {column} appears twice ("{checks.show(first)}" and '
-                                               f'"{checks.show(cell)}"); remove or rename one')
+            raise _header_error(path, columns, f'column {column} appears twice ("{rules.show(first)}" and '
+                                               f'"{rules.show(cell)}"); remove or rename one')
         found[column] = position
     first = columns[0]
     second = columns[1] if len(columns) > 1 else ""
     if not found and (_alias(first) in IDENTIFIER_NAMES or "@" in second or second.strip(" +").isdigit()):
-        raise file_error(path, f'has no header row (the first line "{checks.show(",".join(columns))}" '
+        raise file_error(path, f'has no header row (the first line "{rules.show(",".join(columns))}" '
                                "looks like data); add the line identifierName,identifierValue,label,reason "
                                "at the top")
     hint = " (if the file uses another delimiter, pass --delimiter)" if len(columns) == 1 else ""
@@ -233,10 +233,10 @@ def _did_you_mean(columns: list[str], column: str, found: dict[str, int]) -> str
         target = max(ratios, key=lambda name: ratios[name])
         if target == column and ratios[target] >= 0.6 and (best is None or ratios[target] > best[0]):
             best = (ratios[target], cell)
-    return f' (did you mean "{checks.show(best[1])}"? rename it to {column})' if best else ""
+    return f' (did you mean "{rules.show(best[1])}"? rename it to {column})' if best else ""
 
 
 def _header_error(path: Path, columns: list[str], what: str) -> InputFileError:
-    listed = ", ".join(checks.show(c, 30) for c in columns)
+    listed = ", ".join(rules.show(c, 30) for c in columns)
     return file_error(path, f"{what}; found columns: {listed}; expected: {', '.join(COLUMNS)} "
                             "(label and reason may be left out when --label/--reason give defaults)")

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bulkstatus.checks import PROBLEM_KINDS, CheckedRow
-from bulkstatus.dedupe import DuplicateIndex, duplicate_message
-from bulkstatus.reader import InputReader, ReadOptions
+from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
+from bulkstatus.input.reader import InputReader, ReadOptions
+from bulkstatus.input.rules import PROBLEM_KINDS, CheckedRow
 
 __all__ = ["MAX_LISTED", "Problem", "ValidationReport", "render_json", "render_text", "validate_file"]
 

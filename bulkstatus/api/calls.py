@@ -23,14 +23,14 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bulkstatus.api import Answer, SendError, WorkflowClient
-from bulkstatus.auth import Credentials
+from bulkstatus.api.auth import Credentials
+from bulkstatus.api.backoff import RETRYABLE_STATUSES, RetryPolicy
+from bulkstatus.api.bodies import REQUEST_TYPE
+from bulkstatus.api.client import Answer, SendError, WorkflowClient
+from bulkstatus.api.pacer import Pacer
+from bulkstatus.api.transport import HttpClient
 from bulkstatus.errors import RunAborted
-from bulkstatus.pacer import Pacer
-from bulkstatus.payload import REQUEST_TYPE
-from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
 from bulkstatus.settings import Settings
-from bulkstatus.transport import HttpClient
 
 PENDING = "AdminTask"
 FINAL_STATES = frozenset({"approved", "rejected", "failed"})

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bulkstatus.locate import csv_error, decode_error
-from bulkstatus.quotescan import QuoteScan
-from bulkstatus.sniff import DEFAULT_OPTIONS, ReadOptions, open_input
+from bulkstatus.input.locate import csv_error, decode_error
+from bulkstatus.input.quotescan import QuoteScan
+from bulkstatus.input.sniff import DEFAULT_OPTIONS, ReadOptions, open_input
 
 __all__ = ["check_structure", "count_data_rows"]
 

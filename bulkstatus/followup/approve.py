@@ -21,13 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.errors import InputFileError, RunFolderError
-from bulkstatus.model import IDENTIFIER_NAMES, Outcome
-from bulkstatus.recorder import RESULTS, csv_writer
-from bulkstatus.runfolder import Manifest
-from bulkstatus.sender import utc_now
-from bulkstatus.settings import Settings
-from bulkstatus.workflow import (
+from bulkstatus.api.calls import (
     PENDING,
     ApiCaller,
     CallFailed,
@@ -36,6 +30,12 @@ from bulkstatus.workflow import (
     open_caller,
     window_start,
 )
+from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.model import IDENTIFIER_NAMES, Outcome
+from bulkstatus.run.folder import Manifest
+from bulkstatus.run.journal import RESULTS, csv_writer
+from bulkstatus.run.sender import utc_now
+from bulkstatus.settings import Settings
 
 APPROVALS = "approvals.csv"
 APPROVAL_COLUMNS = ("requestId", "row", "identifierName", "identifierValue", "decision", "httpStatus",

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bulkstatus.api import Answer, SendError, WorkflowClient
-from bulkstatus.control import Health, StopControl
+from bulkstatus.api.backoff import RETRYABLE_STATUSES, RetryPolicy
+from bulkstatus.api.bodies import BodyBuilder
+from bulkstatus.api.client import Answer, SendError, WorkflowClient
+from bulkstatus.api.pacer import Pacer
 from bulkstatus.errors import RunAborted
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.pacer import Pacer
-from bulkstatus.payload import BodyBuilder
-from bulkstatus.recorder import Recorder
-from bulkstatus.resolver import DoubtResolver, LookupFailed
-from bulkstatus.retry import RETRYABLE_STATUSES, RetryPolicy
+from bulkstatus.run.control import Health, StopControl
+from bulkstatus.run.doubt import DoubtResolver, LookupFailed
+from bulkstatus.run.journal import Recorder
 
 log = logging.getLogger(__name__)
 RETRY_WITH_NEW_CREDENTIALS = object()  # _judge's answer after a 401 that a refresh may cure

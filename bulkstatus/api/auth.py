@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bulkstatus.api.bodies import basic_authorization
+from bulkstatus.api.transport import HttpClient, TransportError, header_block
 from bulkstatus.errors import RunAborted
 from bulkstatus.jsonio import dumps, loads
-from bulkstatus.payload import basic_authorization
 from bulkstatus.settings import Settings, read_secret_file
-from bulkstatus.transport import HttpClient, TransportError, header_block
 
 JSON_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
 

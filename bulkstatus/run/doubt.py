@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from bulkstatus.api.bodies import REQUEST_TYPE
+from bulkstatus.api.calls import ApiCaller, list_pages
 from bulkstatus.errors import RunAborted
 from bulkstatus.model import IDENTIFIER_NAMES, Row
-from bulkstatus.payload import REQUEST_TYPE
-from bulkstatus.workflow import ApiCaller, list_pages
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]

@@ -20,12 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.errors import RunFolderError
-from bulkstatus.recorder import RESULTS, csv_writer
-from bulkstatus.runfolder import SUMMARY, Manifest, read_json, write_json
-from bulkstatus.sender import utc_now
-from bulkstatus.settings import Settings
-from bulkstatus.workflow import (
+from bulkstatus.api.calls import (
     FINAL_STATES,
     NOT_FOUND,
     ApiCaller,
@@ -33,6 +28,11 @@ from bulkstatus.workflow import (
     open_caller,
     window_start,
 )
+from bulkstatus.errors import RunFolderError
+from bulkstatus.run.folder import SUMMARY, Manifest, read_json, write_json
+from bulkstatus.run.journal import RESULTS, csv_writer
+from bulkstatus.run.sender import utc_now
+from bulkstatus.settings import Settings
 
 CHECKED_COLUMN = "stateCheckedAt"
 UNCHECKED = "unchecked"  # counted for a request whose look-up failed; its old state stays in the file

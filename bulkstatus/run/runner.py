@@ -17,20 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.control import Health, StopControl
-from bulkstatus.dedupe import DuplicateIndex, duplicate_message
+from bulkstatus.api.bodies import BodyBuilder
+from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError
+from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
+from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.payload import BodyBuilder
-from bulkstatus.pending import PendingIndex, pending_check
-from bulkstatus.reader import CheckedRow, InputReader, ReadOptions
-from bulkstatus.recorder import Recorder, ResumePoint, result_from_fields
-from bulkstatus.resolver import DoubtResolver, row_key
-from bulkstatus.runfolder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
-from bulkstatus.sender import Sender, utc_now
+from bulkstatus.run.control import Health, StopControl
+from bulkstatus.run.doubt import DoubtResolver, row_key
+from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
+from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
+from bulkstatus.run.pending import PendingIndex, pending_check
+from bulkstatus.run.sender import Sender, utc_now
 from bulkstatus.settings import Settings
-from bulkstatus.workflow import open_caller
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from bulkstatus.auth import Credentials
+from bulkstatus.api.auth import Credentials
+from bulkstatus.api.backoff import parse_retry_after
+from bulkstatus.api.bodies import CREATE_PATH, REQUESTS_PATH
+from bulkstatus.api.transport import HttpClient, TransportError
 from bulkstatus.jsonio import dumps, loads
-from bulkstatus.payload import CREATE_PATH, REQUESTS_PATH
-from bulkstatus.retry import parse_retry_after
-from bulkstatus.transport import HttpClient, TransportError
 
 
 class SendError(Exception):

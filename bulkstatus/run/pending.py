@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from contextlib import aclosing
 
-from bulkstatus.control import StopControl
+from bulkstatus.api.bodies import REQUEST_TYPE
+from bulkstatus.api.calls import PENDING, ApiCaller, list_pages
 from bulkstatus.errors import RunAborted
-from bulkstatus.payload import REQUEST_TYPE
-from bulkstatus.resolver import Key, request_key
-from bulkstatus.workflow import PENDING, ApiCaller, list_pages
+from bulkstatus.run.control import StopControl
+from bulkstatus.run.doubt import Key, request_key
 
 log = logging.getLogger(__name__)
 PendingIndex = dict[Key, str]

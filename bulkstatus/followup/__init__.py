@@ -1,0 +1,1 @@
+"""After the run: following requests through the checker's decision (track) and deciding them (approve)."""

@@ -1,0 +1,2 @@
+"""Reading the input file: encoding and header, whole-file checks, rows, row rules, duplicates,
+validate's report."""
