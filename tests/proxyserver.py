@@ -29,7 +29,7 @@ class ProxyThread:
         self.url = ""
         self.seen: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._open: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
 
@@ -47,26 +47,31 @@ class ProxyThread:
             self._loop.close()
 
     async def _start(self) -> str:
-        self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=30))
+        self._session = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                                              timeout=aiohttp.ClientTimeout(total=30))
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def _stop(self) -> None:
         self._server.close()
-        for writer in list(self._writers):
+        for writer in list(self._open):
             writer.close()
+        if self._open:
+            _, pending = await asyncio.wait(list(self._open.values()), timeout=2)
+            for task in pending:
+                task.cancel()
         await self._server.wait_closed()
         await self._session.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._open[writer] = asyncio.current_task()  # type: ignore[assignment]
         try:
             while await self._one(reader, writer):
                 pass
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass  # the client went away or sent garbage: drop the connection, keep serving others
         finally:
-            self._writers.discard(writer)
+            self._open.pop(writer, None)
             writer.close()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -107,7 +112,7 @@ class ProxyThread:
                 keep = [(k, v) for k, v in back if k.lower() not in HOP_BY_HOP or (no_body and
                                                                                    k.lower() == "content-length")]
                 await answer(writer, resp.status, resp.reason or "", keep, None if no_body else data)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             await answer(writer, 502, "Bad Gateway", [], f"upstream failed: {type(exc).__name__}\n".encode())
         return keep_alive(version, headers)
 
@@ -121,7 +126,11 @@ class ProxyThread:
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            pipes = {asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))}
+            _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            _, pending = await asyncio.wait(pending, timeout=5)  # the other way may still be talking
+            for task in pending:
+                task.cancel()
         finally:
             up_writer.close()
 
@@ -153,7 +162,7 @@ def keep_alive(version: str, headers: CIMultiDict[str]) -> bool:
 
 async def answer(writer: asyncio.StreamWriter, status: int, reason: str, headers: list[tuple[str, str]],
                  body: bytes | None) -> None:
-    lines: list[Any] = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers)]
+    lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers)]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))

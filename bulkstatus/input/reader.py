@@ -24,9 +24,8 @@ from typing import Any, Self
 
 import pandas as pd
 
-from bulkstatus.input import rules
 from bulkstatus.input.locate import csv_error, decode_error
-from bulkstatus.input.rules import CheckedRow, RowRules
+from bulkstatus.input.rules import TRIM_CHARS, CheckedRow, RowRules, check_row
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 
@@ -121,7 +120,7 @@ class InputReader:
             nonlocal grid
             if grid is None:
                 grid = frame.to_numpy(dtype=object)
-            return not any(isinstance(v, str) and v.strip(rules.TRIM_CHARS) for v in grid[i])
+            return not any(isinstance(v, str) and v.strip(TRIM_CHARS) for v in grid[i])
 
         start = 0
         if header_pending:  # the header is the first row with a non-empty cell
@@ -142,18 +141,18 @@ class InputReader:
                 continue
             self.rows_read += 1
             if count == width:
-                out.append(rules.check_row(self.rows_read, name, value, label, reason, rules))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules))
                 continue
             # Too short (missing cells are NaN) or too long (a sentinel column holds a value).
             name, value, label, reason = (_cell(v) for v in (name, value, label, reason))
             if self._named <= count < width:  # only cells of unnamed trailing columns are missing
-                out.append(rules.check_row(self.rows_read, name, value, label, reason, rules))
-            elif count == width + 1 and not _cell(grid[i][width]).strip(rules.TRIM_CHARS):
-                out.append(rules.check_row(self.rows_read, name, value, label, reason, rules))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules))
+            elif count == width + 1 and not _cell(grid[i][width]).strip(TRIM_CHARS):
+                out.append(check_row(self.rows_read, name, value, label, reason, rules))
                 out[-1].notes.append("an empty cell after the last column was ignored")
             else:
                 shape = rules.shape_problem(count, width, at_least=count == width + _SENTINELS)
-                out.append(rules.check_row(self.rows_read, name, value, label, reason, rules, shape))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
 
     def close(self) -> None:
