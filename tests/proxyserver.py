@@ -64,7 +64,9 @@ class ProxyThread:
         await self._session.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._open[writer] = asyncio.current_task()  # type: ignore[assignment]
+        task = asyncio.current_task()
+        assert task is not None
+        self._open[writer] = task
         try:
             while await self._one(reader, writer):
                 pass
@@ -125,13 +127,14 @@ class ProxyThread:
             await answer(writer, 502, "Bad Gateway", [], b"cannot reach the target\n")
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        pipes = [asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))]
         try:
-            pipes = {asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))}
             _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            _, pending = await asyncio.wait(pending, timeout=5)  # the other way may still be talking
-            for task in pending:
-                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)  # the other way may still be talking
         finally:
+            for one in pipes:
+                one.cancel()
             up_writer.close()
 
 

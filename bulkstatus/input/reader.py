@@ -25,7 +25,7 @@ from typing import Any, Self
 import pandas as pd
 
 from bulkstatus.input.locate import csv_error, decode_error
-from bulkstatus.input.rules import TRIM_CHARS, CheckedRow, RowRules, check_row
+from bulkstatus.input.rules import TRIM_CHARS, CheckedRow, RowRules, check_row, shape_problem
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 
@@ -151,7 +151,7 @@ class InputReader:
                 out.append(check_row(self.rows_read, name, value, label, reason, rules))
                 out[-1].notes.append("an empty cell after the last column was ignored")
             else:
-                shape = rules.shape_problem(count, width, at_least=count == width + _SENTINELS)
+                shape = shape_problem(count, width, at_least=count == width + _SENTINELS)
                 out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
 
