@@ -23,4 +23,12 @@ class RunFolderError(BulkStatusError):
 
 
 class RunAborted(BulkStatusError):
-    """A systemic failure stopped the run (exit 3); files were written, the rest is `unprocessed`."""
+    """A systemic failure stopped the run (exit 3); files were written, the rest is `unprocessed`.
+
+    ``cause``: what kind of thing must be fixed: ``credentials``, ``tls``, ``proxy``, ``config``, or
+    ``endpoint`` (the API answered in a way no retry changes: a wrong URL, missing access, a bad query).
+    """
+
+    def __init__(self, message: str, cause: str = "endpoint") -> None:
+        super().__init__(message)
+        self.cause = cause

@@ -36,6 +36,13 @@ IDENTIFIER_NAMES: dict[str, str] = {
 }
 
 
+def canonical_name(name: str) -> str:
+    """The documented spelling of an identifier name written in any letter case (the one place that
+    says so); a name that is not documented comes back as written, without surrounding spaces."""
+    name = name.strip()
+    return IDENTIFIER_NAMES.get(name.lower(), name)
+
+
 @dataclass(slots=True)
 class Row:
     """One data row of the input file, every value as the text written in the file."""
@@ -49,7 +56,7 @@ class Row:
     @property
     def key(self) -> tuple[str, str]:
         """What makes two rows the same customer: documented identifier name and exact value."""
-        return (IDENTIFIER_NAMES.get(self.identifier_name.lower(), self.identifier_name), self.identifier_value)
+        return (canonical_name(self.identifier_name), self.identifier_value)
 
 
 @dataclass(slots=True)

@@ -4,8 +4,10 @@
 ``proxy.url`` is ``http://127.0.0.1:PORT``, ``proxy.seen`` lists ``(method, absolute URL)`` of every
 request forwarded (``("CONNECT", "host:port")`` for a tunnel), ``proxy.refused`` those answered 403/407.
 ``ProxyThread(refuse=True)`` answers 403 to everything; ``ProxyThread(auth="Basic ...")`` answers 407 to
-any request whose Proxy-Authorization is not exactly that value. Requests go upstream with aiohttp's client
-(no environment proxies), minus hop-by-hop headers and Proxy-Authorization; answers come back whole.
+any request whose Proxy-Authorization is not exactly that value; ``ProxyThread(one_per_connection=True)``
+closes each client connection after one answer, saying nothing (as tinyproxy 1.11 does). Requests go
+upstream with aiohttp's client (no environment proxies), minus hop-by-hop headers and Proxy-Authorization;
+answers come back whole.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 
 
 class ProxyThread:
-    def __init__(self, *, refuse: bool = False, auth: str | None = None) -> None:
-        self.refuse, self.auth = refuse, auth
+    def __init__(self, *, refuse: bool = False, auth: str | None = None, one_per_connection: bool = False) -> None:
+        self.refuse, self.auth, self.one_per_connection = refuse, auth, one_per_connection
         self.url = ""
         self.seen: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
@@ -68,7 +70,7 @@ class ProxyThread:
         assert task is not None
         self._open[writer] = task
         try:
-            while await self._one(reader, writer):
+            while await self._one(reader, writer) and not self.one_per_connection:
                 pass
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass  # the client went away or sent garbage: drop the connection, keep serving others
@@ -81,18 +83,13 @@ class ProxyThread:
         head = await reader.readuntil(b"\r\n\r\n")
         first, *lines = head.decode("latin-1").split("\r\n")[:-2]
         method, target, version = first.split(" ")
-        headers: CIMultiDict[str] = CIMultiDict()
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers.add(name.strip(), value.strip())
+        headers = CIMultiDict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines))
         body = await read_body(reader, headers)
         if self.refuse or (self.auth is not None and headers.get("Proxy-Authorization") != self.auth):
             self.refused.append((method, target))
-            if self.refuse:
-                await answer(writer, 403, "Forbidden", [], b"refused by the test proxy\n")
-            else:
-                await answer(writer, 407, "Proxy Authentication Required",
-                             [("Proxy-Authenticate", 'Basic realm="test"')], b"proxy credentials needed\n")
+            await (answer(writer, 403, "Forbidden", [], b"refused by the test proxy\n") if self.refuse else
+                   answer(writer, 407, "Proxy Authentication Required",
+                          [("Proxy-Authenticate", 'Basic realm="test"')], b"proxy credentials needed\n"))
             return keep_alive(version, headers)
         if method == "CONNECT":
             await self._tunnel(target, reader, writer)
@@ -129,9 +126,7 @@ class ProxyThread:
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         pipes = [asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))]
         try:
-            _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            if pending:
-                await asyncio.wait(pending, timeout=5)  # the other way may still be talking
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)  # one side is done: so is the tunnel
         finally:
             for one in pipes:
                 one.cancel()

@@ -12,11 +12,12 @@ from pathlib import Path
 from conftest import read_csv, write_csv
 
 from bulkstatus.followup.track import WaitOptions, track
-from bulkstatus.run.folder import Manifest, iso
+from bulkstatus.run.folder import Manifest
 from bulkstatus.run.journal import RESULT_COLUMNS
 from bulkstatus.settings import resolve
 from bulkstatus.sim import config as simcfg
 from bulkstatus.sim.state import PENDING, REQUEST_TYPE_VALUE, StoredRequest
+from bulkstatus.timestamps import iso
 
 STATES = ("AdminTask", "approved", "rejected", "failed")
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
-from bulkstatus.model import IDENTIFIER_NAMES, Row
+from bulkstatus.model import Row, canonical_name
 from bulkstatus.settings import Settings
 
 CREATE_PATH = "/api_gateway/v2/request-workflow/CUSTOMER-STATUS-CHANGE"
@@ -53,7 +53,7 @@ class BodyBuilder:
         self._authorization = authorization if authorization is not None else inner_authorization(settings)
 
     def body(self, row: Row) -> dict[str, Any]:
-        name = IDENTIFIER_NAMES.get(row.identifier_name.lower(), row.identifier_name)
+        name = canonical_name(row.identifier_name)
         return {
             "entityInfo": dict(self._entity),
             "payload": {

@@ -1,30 +1,52 @@
-"""HTTP calls to the request-workflow API. Answers are data; only the transport can raise.
+"""HTTP to the request-workflow API over aiohttp's client. Answers are data; only a missing answer raises.
 
 Any body may come back (the documented JSON, the v2 error shape, another JSON, HTML, nothing), so an
-answer is parsed defensively into an ``Answer`` and never raises on its content.
+answer is parsed defensively into an ``Answer`` and never raises on its content. A call that got no
+answer raises ``NoAnswer``, which says the one thing that matters for a maker request: whether it may
+have reached the server (``sent``). The rule is aiohttp's own split of its exceptions: everything it
+raises while getting a connection (refused, unreachable, DNS, TLS, the proxy, a connect timeout) is
+*not sent*; anything after a connection was made or reused is *in doubt*. aiohttp's ``UploadTracker``
+is not used to narrow that down: when a connection is torn down it keeps the last byte count it had
+confirmed, which can be 0 although the kernel had taken the whole body, and a false "not sent" would
+send a maker request twice, while a false "in doubt" costs one look-up.
+
+Proxies come from the standard variables (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, upper or lower case),
+resolved once per origin, not per request (aiohttp's ``trust_env`` reads them on every request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import ssl
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from bulkstatus.api.auth import Credentials
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from bulkstatus import __version__
 from bulkstatus.api.backoff import parse_retry_after
-from bulkstatus.api.bodies import CREATE_PATH, REQUESTS_PATH
-from bulkstatus.api.transport import HttpClient, TransportError
-from bulkstatus.jsonio import dumps, loads
+from bulkstatus.jsonio import loads
+
+USER_AGENT = f"bulkstatus/{__version__}"
+KEEPALIVE_SECONDS = 10.0  # an idle connection is closed after this (servers drop theirs after 15-75 s)
 
 
-class SendError(Exception):
-    """The request got no answer. ``in_doubt``: it may have reached the server (so it may exist)."""
+class NoAnswer(Exception):
+    """The call got no (complete) answer.
 
-    def __init__(self, kind: str, in_doubt: bool) -> None:
+    ``sent``: the request may have reached the server. ``cause``: ``network``, ``timeout``, ``tls``,
+    ``proxy`` or ``config``, for the verdict and for a message that says what to fix.
+    """
+
+    def __init__(self, kind: str, sent: bool, cause: str = "network") -> None:
         super().__init__(kind)
         self.kind = kind
-        self.in_doubt = in_doubt
+        self.sent = sent
+        self.cause = cause
 
 
 @dataclass(slots=True)
@@ -33,7 +55,8 @@ class Answer:
     data: Any  # the parsed JSON, or None
     text: str  # a short excerpt of a non-JSON body, for the error column
     retry_after: float | None
-    credential_version: int
+    location: str = ""  # a redirect's target, to say where the API sent us
+    date: str = ""  # the server's Date header, which tells its clock
 
     @property
     def payload(self) -> dict[str, Any] | None:
@@ -57,7 +80,7 @@ class Answer:
         return "", f"HTTP {self.status} with no body"
 
 
-def _excerpt(raw: bytes) -> str:
+def excerpt(raw: bytes) -> str:
     """A short, one-line version of a body that is not JSON: an HTML page's title, or its text."""
     text = raw.decode("utf-8", "replace")
     title = _TITLE.search(text)
@@ -73,41 +96,114 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 
 
-class WorkflowClient:
-    """The calls bulkstatus makes, over one pool of keep-alive connections."""
+def env_proxy(url: str) -> URL | None:
+    """The proxy the standard environment variables name for ``url``, or None (NO_PROXY, or none set)."""
+    target = URL(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(target.scheme or "")
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or (target.host and bypass(target.host, proxies)):
+        return None
+    return URL(proxy if "://" in proxy else f"http://{proxy}")
 
-    def __init__(self, base_url: str, credentials: Credentials, http: HttpClient) -> None:
-        self._base = base_url.rstrip("/")
-        self._create_url = self._base + CREATE_PATH
-        self.credentials = credentials
-        self.http = http
 
-    async def create(self, body: dict[str, Any]) -> Answer:
-        return await self._call("POST", self._create_url, dumps(body))
+def shown_proxy(proxy: URL) -> str:
+    """The proxy as it may be printed: scheme, host and port, never a user or password."""
+    return str(proxy.with_user(None).with_password(None).with_path("").with_query(None))
 
-    async def decide(self, body: dict[str, Any]) -> Answer:
-        return await self._call("PUT", self._create_url, dumps(body))
 
-    async def get(self, request_id: str) -> Answer:
-        return await self._call("GET", f"{self._base}{REQUESTS_PATH}/{quote(request_id, safe='')}")
+class HttpClient:
+    """One aiohttp session: at most ``limit`` connections, ``timeout`` seconds per call, proxies from
+    the environment (unless ``use_proxy_env`` is off, as for the built-in simulator)."""
 
-    async def list(self, params: dict[str, str]) -> Answer:
-        return await self._call("GET", f"{self._base}{REQUESTS_PATH}?{urlencode(params)}")
+    def __init__(self, limit: int, timeout: float | None, use_proxy_env: bool = True) -> None:
+        self._limit = max(1, limit)
+        self._timeout = aiohttp.ClientTimeout(total=timeout or None)
+        self._use_proxy_env = use_proxy_env
+        self._proxies: dict[tuple[str, str, int | None], URL | None] = {}
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _call(self, method: str, url: str, data: bytes | None = None) -> Answer:
-        headers, version = await self.credentials.headers(self.http)
+    def _open(self) -> aiohttp.ClientSession:
+        # The system's certificate store; SSL_CERT_FILE / SSL_CERT_DIR name a private CA.
+        context = ssl.create_default_context()
+        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ssl=context,
+                                         keepalive_timeout=KEEPALIVE_SECONDS)
+        session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
+                                        cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": USER_AGENT})
+        # aiohttp sends a GET or PUT again, once, when a kept-alive connection breaks: a checker's decision
+        # (PUT) must never go out twice, and every retry here is the policy's, so that is turned off.
+        # A test pins it (tests/test_client.py), since the switch is not public.
+        session._retry_connection = False
+        return session
+
+    def proxy_for(self, url: URL) -> URL | None:
+        """The proxy for ``url``'s origin, looked up the first time the origin is used."""
+        origin = (url.scheme, url.host or "", url.port)
+        if origin not in self._proxies:
+            self._proxies[origin] = env_proxy(str(url)) if self._use_proxy_env else None
+        return self._proxies[origin]
+
+    async def request(self, method: str, url: URL, headers: CIMultiDictProxy[str] | None,
+                      body: bytes | None = None) -> Answer:
+        """One call and its complete answer; raises NoAnswer when there is none."""
+        session = self._session
+        if session is None:
+            session = self._session = self._open()
+        proxy = self.proxy_for(url)
+        if proxy is not None:
+            # Many proxies (tinyproxy among them) close the connection after each answer without saying
+            # so; the next request written into it would be a lost answer and a look-up. One connection
+            # per request through a proxy costs a connect, far below the API's pace.
+            headers = CIMultiDictProxy(CIMultiDict(headers or {}, Connection="close"))
         try:
-            response = await self.http.request(method, url, headers, data)
-        except TransportError as exc:
-            # Only a request with a body changes anything; it may exist if any of it was sent.
-            raise SendError(exc.kind, in_doubt=data is not None and exc.sent) from None
-        raw = response.body
+            async with session.request(method, url, data=body, headers=headers, proxy=proxy,
+                                       allow_redirects=False) as response:
+                raw = await response.read()
+                status = response.status
+                head = response.headers
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise NoAnswer(f"TLS certificate of {url.host} not trusted ({exc.certificate_error})", False,
+                           "tls") from None
+        except aiohttp.ClientConnectorSSLError:
+            raise NoAnswer(f"TLS handshake with {url.host} failed", False, "tls") from None
+        except aiohttp.ClientProxyConnectionError:
+            assert proxy is not None
+            raise NoAnswer(f"cannot reach the proxy {shown_proxy(proxy)}", False, "proxy") from None
+        except aiohttp.ClientHttpProxyError as exc:
+            assert proxy is not None
+            raise NoAnswer(f"the proxy {shown_proxy(proxy)} refused the connection (HTTP {exc.status})", False,
+                           "proxy") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise NoAnswer(f"cannot connect to {url.host}:{url.port} ({exc.strerror or 'refused'})",
+                           False) from None
+        except aiohttp.ConnectionTimeoutError:
+            raise NoAnswer("timed out connecting", False, "timeout") from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise NoAnswer("timed out waiting for the answer", True, "timeout") from None
+        except aiohttp.ServerDisconnectedError:
+            raise NoAnswer("connection closed with no answer", True) from None
+        except aiohttp.ClientPayloadError:
+            raise NoAnswer("answer cut off", True) from None
+        except aiohttp.ClientResponseError:
+            raise NoAnswer("malformed answer", True) from None
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            # A header aiohttp refuses (a line break in a token, say) or a URL it cannot use: nothing went
+            # out. The text names the header, never its value.
+            raise NoAnswer(f"the request could not be built ({type(exc).__name__})", False, "config") from None
+        except (aiohttp.ClientError, OSError):
+            raise NoAnswer("connection broken", True) from None
         parsed: Any = None
         text = ""
         if raw:
             try:
                 parsed = loads(raw)
             except ValueError:
-                text = _excerpt(raw)
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return Answer(response.status, parsed, text, retry_after, version)
+                text = excerpt(raw)
+        return Answer(status, parsed, text, parse_retry_after(head.get("Retry-After")),
+                      head.get("Location", ""), head.get("Date", ""))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            await asyncio.sleep(0)  # let the connector close its transports

@@ -25,9 +25,10 @@ from bulkstatus.input.sniff import ReadOptions
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
 from bulkstatus.preflight import check_for_sending
-from bulkstatus.run.folder import Manifest, file_sha256, iso, new_run_folder, now_utc, unfinished_runs
+from bulkstatus.run.folder import Manifest, file_sha256, new_run_folder, unfinished_runs
 from bulkstatus.run.journal import FAILED, RESULTS, read_resume_point
 from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
+from bulkstatus.timestamps import iso, now_utc
 
 if TYPE_CHECKING:
     from bulkstatus.run.runner import Job, Run, RunReport

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.api.calls import API_SETTINGS, FINAL_STATES, PENDING
+from bulkstatus.api.listing import API_SETTINGS, FINAL_STATES, PENDING
 from bulkstatus.cli.exitcodes import ExitStatus
 from bulkstatus.errors import ConfigError
 from bulkstatus.preflight import check_connection

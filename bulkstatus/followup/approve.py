@@ -17,25 +17,17 @@ import asyncio
 import csv
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.api.calls import (
-    PENDING,
-    ApiCaller,
-    CallFailed,
-    current_states,
-    for_each,
-    open_caller,
-    window_start,
-)
-from bulkstatus.errors import InputFileError, RunFolderError
-from bulkstatus.model import IDENTIFIER_NAMES, Outcome
+from bulkstatus.api.calls import Caller, open_caller
+from bulkstatus.api.listing import PENDING, current_states, for_each, window_start
+from bulkstatus.errors import InputFileError, RunAborted, RunFolderError
+from bulkstatus.model import Outcome, canonical_name
 from bulkstatus.run.folder import Manifest
 from bulkstatus.run.journal import RESULTS, csv_writer
-from bulkstatus.run.sender import utc_now
 from bulkstatus.settings import Settings
+from bulkstatus.timestamps import stamp_ms
 
 APPROVALS = "approvals.csv"
 APPROVAL_COLUMNS = ("requestId", "row", "identifierName", "identifierValue", "decision", "httpStatus",
@@ -71,10 +63,6 @@ class ApproveReport:
     calls: int = 0
 
 
-def _canonical(name: str) -> str:
-    return IDENTIFIER_NAMES.get(name.strip().lower(), name.strip())
-
-
 def read_only_file(path: Path) -> tuple[set[str], set[tuple[str, str]]]:
     """The requestIds, or else the (identifierName, identifierValue) pairs, listed in ``path``."""
     try:
@@ -86,7 +74,7 @@ def read_only_file(path: Path) -> tuple[set[str], set[tuple[str, str]]]:
                 return {row[at].strip() for row in reader if len(row) > at and row[at].strip()}, set()
             if "identifiername" in header and "identifiervalue" in header:
                 name_at, value_at = header.index("identifiername"), header.index("identifiervalue")
-                return set(), {(_canonical(row[name_at]), row[value_at]) for row in reader
+                return set(), {(canonical_name(row[name_at]), row[value_at]) for row in reader
                                if len(row) > max(name_at, value_at)}
     except OSError as exc:
         raise InputFileError(f"--only: cannot read {str(path)!r} ({exc.strerror}): check the path") from None
@@ -110,7 +98,7 @@ def read_targets(folder: Path, only: Path | None) -> tuple[list[Target], int]:
             request_id = row.get("requestId") or ""
             if row.get("outcome") != Outcome.SUBMITTED or not request_id:
                 continue
-            pair = (_canonical(row.get("identifierName") or ""), row.get("identifierValue") or "")
+            pair = (canonical_name(row.get("identifierName") or ""), row.get("identifierValue") or "")
             if only is not None:
                 if request_id not in ids if ids else pair not in pairs:
                     continue
@@ -128,7 +116,7 @@ async def plan(folder: Path, settings: Settings, only: Path | None = None) -> Pl
         raise RunFolderError(f"{str(folder)!r} is a dry run: nothing was sent, so there is nothing to decide")
     targets, unmatched = await asyncio.to_thread(read_targets, folder, only)
     async with open_caller(settings) as caller:
-        lookup = await current_states(caller, [t.request_id for t in targets], window_start(manifest.started_at),
+        lookup = await current_states(caller, [t.request_id for t in targets], window_start(manifest.started),
                                       settings.get("list-limit"), settings.get("concurrency"))
         calls = caller.total_calls
     pending = [t for t in targets if lookup.states.get(t.request_id) == PENDING]
@@ -150,7 +138,7 @@ class _Journal:
     def write(self, target: Target, decision: str, status: int | None, state: str, code: str,
               error: str) -> None:
         self._writer.writerow((target.request_id, target.row, target.identifier_name, target.identifier_value,
-                               decision, "" if status is None else status, state, code, error, utc_now()))
+                               decision, "" if status is None else status, state, code, error, stamp_ms()))
         self._fh.flush()
 
     def close(self) -> None:
@@ -162,41 +150,39 @@ def decision_body(request_id: str, decision: str, message: str) -> dict[str, Any
             "payload": {"AdminTask-Payload": {"actionDecision": decision, "actionMessage": message}}}
 
 
-async def _decide_one(caller: ApiCaller, target: Target, decision: str, message: str, journal: _Journal,
+async def _decide_one(caller: Caller, target: Target, decision: str, message: str, journal: _Journal,
                       report: ApproveReport) -> None:
     if report.aborted:
         return  # the credentials were refused: the rest is not attempted and not recorded
-    body = decision_body(target.request_id, decision, message)
+
+    async def settle(first_sent: float, last_sent: float) -> dict[str, Any] | None:
+        """A decision whose answer was lost: what is the request now? Decided: adopt; pending: resend."""
+        again = await caller.get(target.request_id)
+        now = again.answer.payload if again.done and again.answer is not None else None
+        return now if now is not None and now.get("state") not in (None, PENDING) else None
+
     try:
-        answer, lost = await caller.call_noting_loss("decide", partial(caller.client.decide, body))
-    except CallFailed as exc:
-        report.refused += 1
-        report.counts["no answer"] += 1
-        journal.write(target, decision, None, "", "", f"no answer: {exc.kind}; run approve again to retry")
+        settled = await caller.decide(decision_body(target.request_id, decision, message), settle)
+    except RunAborted as exc:
+        report.aborted = str(exc)
         return
-    decided = answer.payload
-    status = answer.status
-    code, error = ("", "") if status == 200 else answer.error()
-    state = str(decided.get("state") or "") if status == 200 and decided is not None else ""
-    if status != 200 and lost:
-        # An earlier attempt may have gone through and its answer been lost: ask what the request is now.
-        try:
-            again = await caller.call("get", partial(caller.client.get, target.request_id))
-        except CallFailed:
-            again = None
-        now = again.payload.get("state") if again is not None and again.payload is not None else None
-        if now in _ENDS[decision]:
-            status, state, code, error = 200, str(now), "", "the answer was lost; the request has been decided"
-    if status == 401:
-        report.aborted = ("the API refused the credentials (HTTP 401) even after reading them again: check "
-                          "BULKSTATUS_UI_TOKEN (or --ui-token-file) and the gateway credentials")
-    if status == 200 and state:
+    status, code, error = settled.error()
+    decided = settled.adopted or (settled.answer.payload if settled.done and settled.answer is not None else None)
+    state = str(decided.get("state") or "") if decided is not None else ""
+    if settled.adopted is not None:
+        status, code, error = 200, "", "the answer was lost; the request has been decided"
+    if decided is not None and state:
         report.accepted += 1
         report.counts[state] += 1
+        code, error = ("", "") if settled.adopted is None else (code, error)
+    elif settled.answer is None:
+        report.refused += 1
+        report.counts["no answer"] += 1
+        error = f"no answer: {error}; run approve again to retry"
     else:
         report.refused += 1
         report.counts["refused" if status == 403 else "failed to decide"] += 1
-        error = error or ("HTTP 200 but no request in the answer" if status == 200 else f"HTTP {status}")
+        error = error or f"HTTP {status}"
     journal.write(target, decision, status, state, code, error)
 
 

@@ -1,7 +1,7 @@
 """Follow a finished run's requests: their current state, in results.csv and summary.json.
 
 Every row with a requestId (``submitted``, and ``pending-exists`` rows, whose request an earlier run
-made) is looked up with ``workflow.current_states``. results.csv is then rewritten as a stream, row by
+made) is looked up with ``listing.current_states``. results.csv is then rewritten as a stream, row by
 row into a temporary file that replaces it (so a reader sees the old file or the new one), with the new
 ``state`` and a ``stateCheckedAt`` column; what stays in memory is one entry per request. With ``wait``
 the look-up repeats, for the requests not yet final only, until all are final or the time is up.
@@ -20,19 +20,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.api.calls import (
-    FINAL_STATES,
-    NOT_FOUND,
-    ApiCaller,
-    current_states,
-    open_caller,
-    window_start,
-)
+from bulkstatus.api.calls import Caller, open_caller
+from bulkstatus.api.listing import FINAL_STATES, NOT_FOUND, current_states, window_start
 from bulkstatus.errors import RunFolderError
 from bulkstatus.run.folder import SUMMARY, Manifest, read_json, write_json
 from bulkstatus.run.journal import RESULTS, csv_writer
-from bulkstatus.run.sender import utc_now
 from bulkstatus.settings import Settings
+from bulkstatus.timestamps import stamp_ms
 
 CHECKED_COLUMN = "stateCheckedAt"
 UNCHECKED = "unchecked"  # counted for a request whose look-up failed; its old state stays in the file
@@ -156,10 +150,10 @@ class WaitOptions:
     clock: Callable[[], float] = time.monotonic
 
 
-async def _poll(caller: ApiCaller, known: _Known, since: date | None, settings: Settings) -> None:
+async def _poll(caller: Caller, known: _Known, since: date | None, settings: Settings) -> None:
     lookup = await current_states(caller, known.open_ids(), since, settings.get("list-limit"),
                                   settings.get("concurrency"))
-    checked_at = utc_now()
+    checked_at = stamp_ms()
     for request_id, state in lookup.states.items():
         known.states[request_id] = (state, checked_at)
         known.unchecked.pop(request_id, None)
@@ -174,7 +168,7 @@ async def track(folder: Path, settings: Settings, options: WaitOptions | None = 
     known = _Known(await asyncio.to_thread(read_requests, results))
     # Only this track's look-ups count: a state from an earlier track is looked up again.
     known.states = {rid: (state, "") for rid, (state, _) in known.states.items()}
-    since = window_start(manifest.started_at)
+    since = window_start(manifest.started)
     deadline = options.clock() + options.timeout
     polls = 0
     timed_out = False
@@ -195,7 +189,7 @@ async def track(folder: Path, settings: Settings, options: WaitOptions | None = 
         calls = Counter(caller.calls)
     await asyncio.to_thread(rewrite_results, results, known.states)
     counts: Counter[str] = Counter(state if checked else UNCHECKED for state, checked in known.states.values())
-    report = TrackReport(folder, counts, len(known.states), calls, polls, utc_now(), timed_out,
+    report = TrackReport(folder, counts, len(known.states), calls, polls, stamp_ms(), timed_out,
                          next(iter(known.unchecked.values()), ""))
     write_tracking(folder, report)
     return report

@@ -6,6 +6,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from bulkstatus.api.calls import Watcher
+
 
 class StopControl:
     """Why the run is stopping, if it is. Workers start no new row once ``stopping`` is set."""
@@ -56,3 +58,18 @@ class Health:
 
     def exhausted(self) -> bool:
         return self._sick_since is not None and self._clock() - self._sick_since >= self.bound
+
+
+class RunWatch(Watcher):
+    """What the API calls of a run report to: the health watch, and whether the run is stopping."""
+
+    def __init__(self, stop: StopControl, health: Health) -> None:
+        self.stop = stop
+        self.health = health
+
+    def observe(self, ok: bool) -> None:
+        self.health.observe(ok)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.stopping

@@ -1,40 +1,53 @@
 """Settling rows whose answer was lost: did the server create their request or not?
 
-A connection that breaks after the request went out leaves the row *in doubt*. Before it is sent again,
-the list endpoint is asked for this run's requests, and one that matches the row (identifier name and
-value, label, and the maker's user id once known) is adopted instead of being doubled. Look-ups are
-batched: rows in doubt wait together, and one paged pass, newest first, settles all of them.
+A create whose answer was lost (a broken connection after sending, a timeout, a gateway's 502/504, a
+2xx without a readable requestId) leaves the row *in doubt*. Before it is sent again, the list endpoint
+is asked, and a request is adopted as the row's only when all of these hold:
+
+- it is for the row's customer and label (identifier name, value, label);
+- this maker created it (the userId create answers give; learnt first when not known yet);
+- the server stamped it at or after the row's *first* send, less a margin for the two clocks: an
+  earlier run's request for the same customer, whatever its state, is never taken for this one (the
+  pending check before a run deals with those still waiting for a checker).
+
+Each row is looked up no sooner than ``settle`` seconds after its own last send, so that a gateway that
+lists requests late gets that long. Rows that are due together share one paged pass, newest first.
+A look-up that cannot be done raises ``LookupFailed``: the row stays in doubt (unprocessed, resumable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from bulkstatus.api.bodies import REQUEST_TYPE
-from bulkstatus.api.calls import ApiCaller, list_pages
-from bulkstatus.errors import RunAborted
-from bulkstatus.model import IDENTIFIER_NAMES, Row
+from bulkstatus.api.calls import Caller
+from bulkstatus.api.listing import ListUnavailable, list_pages, window_start
+from bulkstatus.model import Row, canonical_name
+from bulkstatus.timestamps import parse_iso
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
-# How far before the earliest doubtful send a request may have been stamped and still be ours. Once the
-# server's clock offset is learnt from an answer, only rounding (whole seconds) and network time remain.
-MARGIN = timedelta(seconds=5)
+# How much earlier than our clock says the server may stamp a request that is ours: its clock is
+# learnt from create answers (or the Date header), to the second, and the way there takes some time.
+MARGIN = 2.0
+MARGIN_UNKNOWN_CLOCK = 30.0  # when nothing told the server's clock yet
+BATCH_WINDOW = 0.5  # seconds of due times one pass of the list serves
+MAKER_WAIT = 60.0  # seconds a look-up waits for the maker's user id to be learnt from another answer
 
 
 class LookupFailed(Exception):
-    """The list endpoint could not be read, so the row stays in doubt."""
+    """The row's request could not be looked up, so it stays in doubt."""
 
 
 def row_key(row: Row) -> Key:
-    name = IDENTIFIER_NAMES.get(row.identifier_name.lower(), row.identifier_name)
-    return (name, row.identifier_value, row.label)
+    return (canonical_name(row.identifier_name), row.identifier_value, row.label)
 
 
 def request_key(item: dict[str, Any]) -> Key | None:
@@ -50,81 +63,133 @@ def request_key(item: dict[str, Any]) -> Key | None:
     return (str(query.get("identifierName", "")), str(query.get("identifierValue", "")), str(body.get("label", "")))
 
 
-def parse_server_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+def adoptable(item: dict[str, Any], key: Key, maker: Any, first_sent: float, offset: float | None) -> bool:
+    """Whether ``item`` is the request this row's lost create made (see the module's rules). With
+    ``maker`` None, whether it would be if its maker is ours (the caller must then find out).
+
+    ``first_sent``: the row's first send, our clock (epoch seconds); ``offset``: server clock minus ours.
+    """
+    if request_key(item) != key or (maker is not None and item.get("userId") != maker):
+        return False
+    stamped = parse_iso(item.get("startTime"))
+    if stamped is None:
+        return False  # nothing proves it is not an earlier run's request
+    margin = MARGIN if offset is not None else MARGIN_UNKNOWN_CLOCK
+    return stamped.timestamp() >= first_sent + (offset or 0.0) - margin
 
 
 @dataclass
 class _Waiter:
     key: Key
-    sent_at: datetime
+    first_sent: float  # epoch seconds
+    due: float  # epoch seconds
     future: asyncio.Future[dict[str, Any] | None] = field(repr=False)
 
 
 class DoubtResolver:
-    def __init__(self, caller: ApiCaller, run_started: datetime, settle: float, page_size: int = 100,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(self, caller: Caller, run_started: datetime, settle: float, page_size: int = 100,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
         self._caller = caller
-        self._since: date = (run_started - timedelta(days=1)).date()
+        self._since: date = window_start(run_started)
         self._settle = settle
         self._page_size = page_size
         self._sleep = sleep
+        self._clock = clock
         self._waiting: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
+        self._maker_known = asyncio.Event()
         self.maker_user_id: Any = None
-        self.server_offset: timedelta | None = None  # server clock minus ours, learnt from answers
+        self.known_request_ids: list[str] = []  # requests this run created, to learn the maker from
+        self.server_offset: float | None = None  # server clock minus ours, seconds
+        self.on_maker: Callable[[Any], None] = lambda maker: None
         self.list_calls = 0
         self.adopted = 0
 
-    def learn(self, created: dict[str, Any]) -> None:
-        """Learn the maker's user id and the server's clock offset from a create answer."""
+    def learn(self, created: dict[str, Any], answered_at: float | None = None) -> None:
+        """Learn the maker's user id and the server's clock from a create answer."""
         if self.maker_user_id is None and created.get("userId") is not None:
-            self.maker_user_id = created.get("userId")
+            self.set_maker(created["userId"])
         if self.server_offset is None:
-            stamped = parse_server_time(created.get("startTime"))
+            stamped = parse_iso(created.get("startTime"))
             if stamped is not None:
-                self.server_offset = stamped - datetime.now(UTC)
+                self.server_offset = stamped.timestamp() - (answered_at or self._clock())
 
-    async def lookup(self, row: Row, sent_at: datetime | None = None) -> dict[str, Any] | None:
-        """The request object the server holds for this row, or None; raises LookupFailed."""
+    def set_maker(self, maker: Any) -> None:
+        if self.maker_user_id is None:
+            self.maker_user_id = maker
+            self._maker_known.set()
+            self.on_maker(maker)
+
+    @property
+    def offset(self) -> float | None:
+        """Server clock minus ours: from a create answer's startTime, else from an answer's Date header."""
+        return self.server_offset if self.server_offset is not None else self._caller.server_clock_offset
+
+    async def lookup(self, row: Row, first_sent: float, last_sent: float) -> dict[str, Any] | None:
+        """The request object the server holds for this row's lost create, or None; raises LookupFailed."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(row_key(row), sent_at or datetime.now(UTC), loop.create_future())
+        waiter = _Waiter(row_key(row), first_sent, last_sent + self._settle, loop.create_future())
         self._waiting.append(waiter)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         return await waiter.future
 
     async def _run(self) -> None:
-        # Let the server finish what it was doing, and let other rows in doubt join this pass.
-        await self._sleep(self._settle)
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            now = self._clock()
+            soonest = min(w.due for w in self._waiting)
+            if soonest > now:
+                await self._sleep(soonest - now)
+                continue
+            # Rows due within BATCH_WINDOW share the pass: the first of them waits that much longer.
+            horizon = soonest + BATCH_WINDOW
+            latest = max((w.due for w in self._waiting if w.due <= horizon), default=soonest)
+            if latest > now:
+                await self._sleep(latest - now)
+            batch = [w for w in self._waiting if w.due <= latest]
+            self._waiting = [w for w in self._waiting if w.due > latest]
             try:
                 found = await self._scan(batch)
-            except LookupFailed as exc:
+            except BaseException as exc:  # every waiter hears of it; none is left hanging
+                failure = exc if isinstance(exc, Exception) else LookupFailed("the look-up was cancelled")
                 for waiter in batch:
                     if not waiter.future.done():
-                        waiter.future.set_exception(LookupFailed(str(exc)))
+                        waiter.future.set_exception(failure if not isinstance(failure, ListUnavailable)
+                                                    else LookupFailed(str(failure)))
+                if not isinstance(exc, Exception):
+                    raise
                 continue
             for waiter in batch:
                 if not waiter.future.done():
                     waiter.future.set_result(found.get(waiter.key))
 
+    async def _ensure_maker(self) -> None:
+        """Learn whose requests are ours before adopting any: from a request this run created, or from
+        the next create answer that comes back (at most ``MAKER_WAIT`` seconds)."""
+        if self.maker_user_id is not None:
+            return
+        for request_id in self.known_request_ids[:3]:
+            settled = await self._caller.get(request_id)
+            found = settled.answer.payload if settled.done and settled.answer is not None else None
+            if found is not None and found.get("userId") is not None:
+                self.set_maker(found["userId"])
+                return
+        try:
+            await asyncio.wait_for(self._maker_known.wait(), MAKER_WAIT)
+        except TimeoutError:
+            raise LookupFailed("no create answer came back yet to tell whose requests are ours") from None
+
     async def _scan(self, batch: list[_Waiter]) -> dict[Key, dict[str, Any]]:
-        wanted = {w.key for w in batch}
-        oldest = min(w.sent_at for w in batch) - MARGIN
-        if self.server_offset is not None:
-            oldest += self.server_offset
-        found: dict[Key, dict[str, Any]] = {}
+        wanted = {w.key: w for w in batch}
+        # Per key, the requests that pass every rule but, while the maker is not known yet, the maker's.
+        candidates: dict[Key, list[dict[str, Any]]] = {}
         params = {"requestType": REQUEST_TYPE, "startDate": self._since.isoformat(), "sortBy": "startDate",
                   "sortOrder": "desc"}
         calls_before = self._caller.calls["list"]
+        oldest = min(w.first_sent for w in batch)
+        offset = self.offset
+        margin = MARGIN_UNKNOWN_CLOCK if offset is None else MARGIN
         page = 0
         try:
             async with aclosing(list_pages(self._caller, params, self._page_size)) as pages:
@@ -133,20 +198,24 @@ class DoubtResolver:
                     too_old = False
                     for item in items:
                         key = request_key(item)
-                        if key in wanted and key not in found and self._ours(item):
-                            found[key] = item
-                        stamped = parse_server_time(item.get("startTime"))
-                        if self.server_offset is not None and stamped is not None and stamped < oldest:
-                            too_old = True
-                    if too_old or not wanted - found.keys():
+                        waiter = wanted.get(key) if key is not None else None
+                        if waiter is not None and adoptable(item, waiter.key, self.maker_user_id,
+                                                            waiter.first_sent, offset):
+                            candidates.setdefault(waiter.key, []).append(item)
+                        stamped = parse_iso(item.get("startTime"))
+                        if stamped is not None and stamped.timestamp() < oldest + (offset or 0.0) - margin:
+                            too_old = True  # newest first: every later item is older still
+                    if too_old or not wanted.keys() - candidates.keys():
                         break
-        except RunAborted as exc:
-            raise LookupFailed(str(exc)) from None
+            if candidates and self.maker_user_id is None:
+                await self._ensure_maker()
         finally:
             self.list_calls += self._caller.calls["list"] - calls_before
+        found: dict[Key, dict[str, Any]] = {}
+        for key, items in candidates.items():
+            ours = [i for i in items if i.get("userId") == self.maker_user_id]
+            if ours:
+                found[key] = ours[-1]  # the oldest of them: the first send's
         self.adopted += len(found)
         log.debug("look-up of %d row(s) in doubt: %d found in %d page(s)", len(batch), len(found), page)
         return found
-
-    def _ours(self, item: dict[str, Any]) -> bool:
-        return self.maker_user_id is None or item.get("userId") == self.maker_user_id

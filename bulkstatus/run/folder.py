@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bulkstatus import __version__
 from bulkstatus.errors import InputFileError, RunFolderError
 from bulkstatus.jsonio import dumps, loads
+from bulkstatus.timestamps import folder_stamp, now_utc, parse_iso
 
 MANIFEST = "run.json"
 SUMMARY = "summary.json"
@@ -44,9 +45,6 @@ def read_json(path: Path) -> Any:
     return loads(path.read_bytes())
 
 
-def utc_stamp(when: datetime) -> str:
-    return when.strftime("%Y%m%dT%H%M%SZ")
-
 
 @dataclass
 class Manifest:
@@ -57,6 +55,11 @@ class Manifest:
     status: str  # running | finished | interrupted | aborted
     settings: dict[str, Any]
     dry_run: bool = False
+
+    @property
+    def started(self) -> datetime:
+        """When the run first started (every look-up window of its requests is reckoned from this)."""
+        return parse_iso(self.started_at) or now_utc()
 
     def save(self) -> None:
         write_json(self.folder / MANIFEST, {
@@ -86,7 +89,7 @@ def new_run_folder(out: Path, input_path: Path, started: datetime) -> Path:
     except OSError as exc:
         raise RunFolderError(f"cannot create the output folder {str(out)!r} ({exc.strerror}): "
                              "choose another with --out") from None
-    base = f"{input_path.stem}-{utc_stamp(started)}"
+    base = f"{input_path.stem}-{folder_stamp(started)}"
     for n in range(1, 1000):
         folder = out / (base if n == 1 else f"{base}-{n}")
         try:
@@ -114,10 +117,3 @@ def unfinished_runs(out: Path, sha256: str) -> list[Path]:
             found.append(manifest.parent)
     return sorted(found, key=lambda p: p.name, reverse=True)
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(when: datetime) -> str:
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")

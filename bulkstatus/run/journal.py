@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +70,10 @@ class ResumePoint:
     failed_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     finished: dict[int, list[Any]] = field(default_factory=dict)  # rows after last_row with an outcome
-    # Rows after last_row that were sent but have no outcome, with when they were (first) sent.
-    in_doubt: dict[int, datetime] = field(default_factory=dict)
+    # Rows after last_row that were sent but have no outcome, with when they were first sent (epoch s).
+    in_doubt: dict[int, float] = field(default_factory=dict)
+    maker: Any = None  # the maker's user id, once a create answer told it
+    request_ids: list[str] = field(default_factory=list)  # a few requests the run created
 
     @property
     def started(self) -> bool:
@@ -105,12 +106,16 @@ def read_resume_point(folder: Path) -> ResumePoint:
     for item in _journal_lines(path):
         if "s" in item:
             if item["s"] > point.last_row and item["s"] not in point.in_doubt:
-                point.in_doubt[item["s"]] = datetime.fromtimestamp(item.get("t", 0.0), UTC)
+                point.in_doubt[item["s"]] = float(item.get("t", 0.0))
         elif "f" in item:
             number = item["f"][0]
+            if len(point.request_ids) < 3 and item["f"][2]:
+                point.request_ids.append(str(item["f"][2]))
             if number > point.last_row:
                 point.finished[number] = item["f"]
                 point.in_doubt.pop(number, None)
+        elif "m" in item:
+            point.maker = item["m"]
     return point
 
 
@@ -167,6 +172,11 @@ class Recorder:
         self._journal_buf.append(b'{"s":%d,"t":%.3f}\n' % (row_number, now))
         self._write_journal()
         return now
+
+    def note_maker(self, maker: Any) -> None:
+        """The maker's user id, for a resume that must tell this run's requests from others'."""
+        self._journal_buf.append(dumps({"m": maker}) + b"\n")
+        self._write_journal()
 
     def record(self, result: Result) -> None:
         """Keep a row's outcome. It reaches the disk with the next batch (see ``flush``).

@@ -22,7 +22,8 @@ import logging
 from contextlib import aclosing
 
 from bulkstatus.api.bodies import REQUEST_TYPE
-from bulkstatus.api.calls import PENDING, ApiCaller, list_pages
+from bulkstatus.api.calls import Caller
+from bulkstatus.api.listing import PENDING, ListUnavailable, list_pages
 from bulkstatus.errors import RunAborted
 from bulkstatus.run.control import StopControl
 from bulkstatus.run.doubt import Key, request_key
@@ -32,7 +33,7 @@ PendingIndex = dict[Key, str]
 PASSES = 3
 
 
-async def pending_index(caller: ApiCaller, page_size: int) -> PendingIndex:
+async def pending_index(caller: Caller, page_size: int) -> PendingIndex:
     """Every pending request of the type, by key; the oldest one when a key has several."""
     params = {"requestType": REQUEST_TYPE, "states": PENDING, "sortBy": "startDate", "sortOrder": "asc"}
     index: PendingIndex = {}
@@ -51,13 +52,18 @@ async def pending_index(caller: ApiCaller, page_size: int) -> PendingIndex:
     return index
 
 
-async def pending_check(caller: ApiCaller, stop: StopControl, page_size: int) -> PendingIndex:
+async def pending_check(caller: Caller, stop: StopControl, page_size: int) -> PendingIndex:
     """The index for a run, on the run's pacer; a failure aborts the run before anything is sent."""
     calls_before = caller.total_calls
     try:
         index = await pending_index(caller, page_size)
-    except RunAborted as exc:
-        stop.abort(f"pending check: {exc}; or pass --no-pending-check to send without it")
+    except ListUnavailable as exc:
+        stop.abort(f"pending check: {exc}, or pass --no-pending-check to send without it")
+        return {}
+    except RunAborted as exc:  # the policy's own line says what to fix (credentials, base URL, access)
+        # Skipping the check helps only when the list endpoint itself is the problem.
+        hint = ", or pass --no-pending-check to send without it" if exc.cause == "endpoint" else ""
+        stop.abort(f"pending check: {exc}{hint}")
         return {}
     log.info("pending check: %d pending %s request(s) found in %d call(s)", len(index), REQUEST_TYPE,
              caller.total_calls - calls_before)

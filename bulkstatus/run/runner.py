@@ -24,13 +24,14 @@ from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.run.control import Health, StopControl
+from bulkstatus.run.control import Health, RunWatch, StopControl
 from bulkstatus.run.doubt import DoubtResolver, row_key
-from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, iso, now_utc, write_json
+from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
 from bulkstatus.run.pending import PendingIndex, pending_check
-from bulkstatus.run.sender import Sender, utc_now
+from bulkstatus.run.sender import Sender
 from bulkstatus.settings import Settings
+from bulkstatus.timestamps import iso, now_utc, stamp_ms
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
@@ -59,6 +60,7 @@ class RunReport:
     retries: int = 0
     throttled: int = 0
     effective_rate: float | None = None
+    server_allowed: float | None = None  # requests a second the server let through, learnt from its 429s
     auth_refreshes: int = 0
     adopted: int = 0
     lookups: int = 0
@@ -78,10 +80,11 @@ class Run:
         self.stop = StopControl()
         self._started = now_utc()
         settings = job.settings
-        self._queue: asyncio.Queue[tuple[Row, datetime | None] | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[Row, float | None] | None] = asyncio.Queue(
             maxsize=max(16, settings.get("concurrency") * 4))
         self._recorder = Recorder(job.manifest.folder, job.resume)
         self._sender: Sender | None = None
+        self._health: Health | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._requests_file: Any = None
         self._current: set[asyncio.Task[None]] = set()
@@ -115,15 +118,19 @@ class Run:
 
     async def _send_all(self) -> None:
         settings = self.job.settings
-        async with open_caller(settings) as caller:
+        self._health = Health(settings.get("abort-after"))
+        async with open_caller(settings, RunWatch(self.stop, self._health)) as caller:
             # Look-ups reach back to the start of the whole run, not of this resume.
-            first_start = datetime.fromisoformat(self.job.manifest.started_at.replace("Z", "+00:00"))
+            first_start = self.job.manifest.started
             resolver = DoubtResolver(caller, min(first_start, self._started), settings.get("doubt-settle"),
                                      settings.get("list-limit"))
+            resolver.known_request_ids = list(self.job.resume.request_ids)
+            if self.job.resume.maker is not None:
+                resolver.set_maker(self.job.resume.maker)
+            resolver.on_maker = self._recorder.note_maker
             if settings.get("pending-check"):
                 self.pending = await pending_check(caller, self.stop, settings.get("list-limit"))
-            self._sender = Sender(caller.client, caller.pacer, caller.policy, BodyBuilder(settings),
-                                  self._recorder, resolver, Health(settings.get("abort-after")), self.stop)
+            self._sender = Sender(caller, BodyBuilder(settings), self._recorder, resolver, self.stop)
             await self._pump(settings.get("concurrency"))
 
     async def _pump(self, workers: int) -> None:
@@ -172,22 +179,22 @@ class Run:
             self.notes.update(checked.notes)
         if checked.problems:
             if number > resume.last_row:
-                record(Result(row, Outcome.INVALID, error="; ".join(checked.problems), finished_at=utc_now()))
+                record(Result(row, Outcome.INVALID, error="; ".join(checked.problems), finished_at=stamp_ms()))
             return
         earlier = dedupe.check((checked.canonical_name, row.identifier_value), number)
         if number <= resume.last_row:
             return  # already in results.csv; it only had to be seen for the duplicate check
         if earlier is not None:
-            record(Result(row, Outcome.DUPLICATE, error=duplicate_message(earlier), finished_at=utc_now()))
+            record(Result(row, Outcome.DUPLICATE, error=duplicate_message(earlier), finished_at=stamp_ms()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
         elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(row_key(row))):
             record(Result(row, Outcome.PENDING_EXISTS, request_id=waiting, state="AdminTask",
                           error="not sent: this customer has a pending request with this label",
-                          finished_at=utc_now()))
+                          finished_at=stamp_ms()))
         elif self.stop.stopping:
             record(Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
-                          finished_at=utc_now()))
+                          finished_at=stamp_ms()))
         else:
             await self._queue.put((row, resume.in_doubt.get(number)))
 
@@ -203,13 +210,13 @@ class Run:
                 if not self._grace_over:
                     raise
                 me.uncancel()
-                result = Result(row, Outcome.UNPROCESSED, attempts=1, finished_at=utc_now(),
+                result = Result(row, Outcome.UNPROCESSED, attempts=1, finished_at=stamp_ms(),
                                 error="in flight when the grace period ended: resume looks it up first")
             except Exception as exc:  # a bug must stop the run cleanly, never hang it or lose the row
                 log.exception("internal error on row %d", row.number)
                 self.stop.abort(f"internal error ({type(exc).__name__}) on row {row.number}: see run.log; "
                                 "resume the run once it is fixed")
-                result = Result(row, Outcome.UNPROCESSED, finished_at=utc_now(),
+                result = Result(row, Outcome.UNPROCESSED, finished_at=stamp_ms(),
                                 error=f"internal error ({type(exc).__name__}): resume looks it up first")
             finally:
                 self._current.discard(me)
@@ -219,14 +226,14 @@ class Run:
         self._recorder.record(result)
         self.job.on_result(result)
 
-    async def _process(self, row: Row, in_doubt: datetime | None) -> Result:
+    async def _process(self, row: Row, in_doubt: float | None) -> Result:
         if self.stop.stopping and in_doubt is None:
             return Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
-                          finished_at=utc_now())
+                          finished_at=stamp_ms())
         if self._sender is None:  # dry run
             body = BodyBuilder(self.job.settings, authorization="***").body(row)
             self._requests_file.write(dumps({"row": row.number, "body": body}) + b"\n")
-            return Result(row, Outcome.DRY_RUN, finished_at=utc_now())
+            return Result(row, Outcome.DRY_RUN, finished_at=stamp_ms())
         return await self._sender.submit(row, in_doubt)
 
     async def _flush_loop(self) -> None:
@@ -237,9 +244,9 @@ class Run:
             self._recorder.flush()
             if self.stop.stopping and self._grace_timer is None:
                 self._grace_timer = loop.call_later(self.job.settings.get("grace"), self._grace_expired)
-            if self._sender is not None and self._sender.health.exhausted():
+            if self._health is not None and self._health.exhausted():
                 self.stop.abort(f"most requests have failed with retryable errors for over "
-                                f"{self._sender.health.bound:.0f} s: the API looks unavailable; "
+                                f"{self._health.bound:.0f} s: the API looks unavailable; "
                                 "resume the run when it is back")
             if loop.time() - last_sync >= SYNC_EVERY:
                 await asyncio.to_thread(self._recorder.sync)
@@ -253,14 +260,18 @@ class Run:
                            interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason)
         sender = self._sender
         if sender is not None:
-            report.requests_started = sender.sent
-            report.retries = sender.retries
-            report.throttled = sender.throttled
-            report.effective_rate = sender.pacer.effective_per_second
-            report.auth_refreshes = sender.client.credentials.refreshes
+            caller = sender.caller
+            report.requests_started = caller.calls["create"]
+            report.retries = caller.retries
+            report.throttled = caller.throttled
+            report.effective_rate = caller.pacer.effective_per_second
+            report.server_allowed = caller.pacer.allowed
+            report.auth_refreshes = caller.credentials.refreshes
             report.adopted = sender.resolver.adopted
             report.lookups = sender.resolver.list_calls
-        status = "aborted" if report.abort_reason else "interrupted" if report.interrupted else "finished"
+        # A row left unprocessed (a look-up that failed, say) keeps the run open: resume finishes it.
+        status = ("aborted" if report.abort_reason else "interrupted" if report.interrupted
+                  else "incomplete" if report.counts.get(Outcome.UNPROCESSED.value) else "finished")
         self.job.manifest.status = status
         self.job.manifest.save()
         write_summary(self.job, report, status)
@@ -285,6 +296,7 @@ def write_summary(job: Job, report: RunReport, status: str) -> None:
                                    else round(report.effective_rate or 0.0, 3)),
         "retries": report.retries,
         "throttled": report.throttled,
+        "serverAllowedRatePerSecond": None if report.server_allowed is None else round(report.server_allowed, 3),
         "authRefreshes": report.auth_refreshes,
         "adoptedAfterLostAnswer": report.adopted,
         "lookupCalls": report.lookups,

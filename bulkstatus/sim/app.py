@@ -83,6 +83,8 @@ class Handlers:
         if request_type != REQUEST_TYPE:
             return _finish(call, "not-found", _unknown_type(request_type))
         # Faults, in the order a gateway in front of the service would produce them.
+        if config.throttle_rate and faults.chance(config.throttle_rate):
+            return _finish(call, "rate-limited", faults.rate_limited(config.retry_after))
         if config.rate_limit is not None and not faults.admit(config.rate_limit):
             return _finish(call, "rate-limited", faults.rate_limited(config.retry_after))
         if faults.chance(config.drop_before_rate):

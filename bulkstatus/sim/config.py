@@ -74,6 +74,8 @@ class SimConfig:
     latency: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0
     rate_limit: float | None = None
+    # A share of creates answered 429 whatever the pace: throttling a test sees on any machine's speed.
+    throttle_rate: float = 0.0
     retry_after: float | None = None
     drop_before_rate: float = 0.0
     drop_after_rate: float = 0.0
@@ -112,6 +114,7 @@ class SimConfig:
             "latency": list(self.latency),
             "error_rate": self.error_rate,
             "rate_limit": self.rate_limit,
+            "throttle_rate": self.throttle_rate,
             "retry_after": self.retry_after,
             "drop_before_rate": self.drop_before_rate,
             "drop_after_rate": self.drop_after_rate,
@@ -171,7 +174,7 @@ def _convert(name: str, value: Any) -> Any:
         if not 0 <= low <= high:
             raise ValueError("expected [low, high] with 0 <= low <= high")
         return (low, high)
-    if name in ("error_rate", "drop_before_rate", "drop_after_rate"):
+    if name in ("error_rate", "drop_before_rate", "drop_after_rate", "throttle_rate"):
         return _rate(value)
     if name in ("rate_limit", "retry_after"):
         return _optional_positive(value)
