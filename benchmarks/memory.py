@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=("dry", "real"), default=["dry", "real"])
     parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args()
-    print(f"memory: python {sys.version.split()[0]}, loop {os.environ.get('BULKSTATUS_LOOP', 'default')}",
+    print(f"memory: python {sys.version.split()[0]}",
           flush=True)
     peaks: dict[tuple[str, int], float] = {}
     with ExitStack() as stack:

@@ -105,7 +105,7 @@ def busiest_window(times: list[float], period: float) -> tuple[int, float]:
     return best, at
 
 
-async def run_scenario(sc: Scenario, loop_name: str | None) -> dict[str, float]:
+async def run_scenario(sc: Scenario) -> dict[str, float]:
     recorder = Recorder(sc)
     app = web.Application()
     app.router.add_post(CREATE_PATH, recorder.create)
@@ -118,8 +118,6 @@ async def run_scenario(sc: Scenario, loop_name: str | None) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}"
     rows = int(sc.count / sc.period * (sc.seconds + 10))
     extra = {"BULKSTATUS_GRACE": "5"}
-    if loop_name:
-        extra["BULKSTATUS_LOOP"] = loop_name
     with scratch() as out:
         cmd = tool_command(data_file(rows), out, "--rate", sc.rate, "--concurrency", str(sc.concurrency))
         started = time.monotonic()
@@ -191,7 +189,6 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="scenarios to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the scenarios")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), help="BULKSTATUS_LOOP for the tool")
     args = parser.parse_args()
     if args.list:
         for sc in SCENARIOS:
@@ -201,10 +198,10 @@ def main() -> None:
     unknown = set(args.names) - {sc.name for sc in SCENARIOS}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}; --list shows them")
-    print(f"pacing: {len(chosen)} scenario(s); python {sys.version.split()[0]}; {os.cpu_count()} cores; "
-          f"loop {args.loop or 'default'}", flush=True)
+    print(f"pacing: {len(chosen)} scenario(s); python {sys.version.split()[0]}; {os.cpu_count()} cores",
+          flush=True)
     for sc in chosen:
-        report(sc, asyncio.run(run_scenario(sc, args.loop)))
+        report(sc, asyncio.run(run_scenario(sc)))
 
 
 if __name__ == "__main__":

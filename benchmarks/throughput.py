@@ -96,7 +96,7 @@ def overhead(args: argparse.Namespace) -> None:
     ratios = [t / p for t, p in zip(tool_wall, plain_wall, strict=True)]
     ratios_inner = [t / p for t, p in zip(tool_inner, plain_inner, strict=True)]
     print(f"overhead: {args.runs} x {args.rows} rows, {args.workers} workers, nginx on 127.0.0.1, "
-          f"loop {os.environ.get('BULKSTATUS_LOOP', 'default')}")
+          "")
     print(f"  plain script   rows/s whole process: {fmt(plain_wall)}  median {median(plain_wall):.0f}")
     print(f"  bulkstatus     rows/s whole process: {fmt(tool_wall)}  median {median(tool_wall):.0f}")
     print(f"  plain script   rows/s in-process:    {fmt(plain_inner)}  median {median(plain_inner):.0f}")

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bulkstatus.input.structure as structure
 from bulkstatus.errors import InputFileError
 from bulkstatus.input.reader import SAMPLE_BYTES, InputReader, ReadOptions, check_structure
 
@@ -64,48 +63,6 @@ def test_same_verdict_as_a_full_csv_pass(tmp_path_factory: pytest.TempPathFactor
         assert quick_fails(path) == full_pass_fails(path)
 
 
-@settings(max_examples=150, deadline=None)
-@given(body=BODIES, block=st.integers(1, 9))
-def test_same_verdict_with_blocks_ending_anywhere(tmp_path_factory: pytest.TempPathFactory, body: str,
-                                                  block: int) -> None:
-    """The numpy check carries its state from block to block: tiny blocks cut quotes and pairs apart."""
-    path = tmp_path_factory.mktemp("s") / "in.csv"
-    path.write_text(HEADER + "mobile,1,a,b\n" * 3 + body, encoding="utf-8", newline="")
-    old = structure._BLOCK
-    structure._BLOCK = block
-    try:
-        with field_limit(LIMIT):
-            vouched = structure._quotes_well_formed(path, "utf-8", ",")
-            if vouched:
-                with open(path, encoding="utf-8", newline="") as f:
-                    for _ in csv.reader(f, strict=True):  # raises if the vouching was wrong
-                        pass
-            structure._BLOCK = 1 << 22
-            # One block only adds the (stricter) window bound on plain gaps, so it vouches for no more.
-            assert not structure._quotes_well_formed(path, "utf-8", ",") or vouched
-    finally:
-        structure._BLOCK = old
-
-
-@pytest.mark.parametrize("block", [3, 1 << 22])
-def test_what_csv_writes_is_vouched_for_without_a_csv_pass(tmp_path: Path, block: int,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Excel-style quoting (commas, quotes, line breaks in values) takes the fast path, not csv."""
-    path = tmp_path / "in.csv"
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\r\n")
-        writer.writerow(["identifierName", "identifierValue", "label", "reason"])
-        for i in range(2000):
-            writer.writerow(["mobile", f"9198{i:08d}", "Suspended", f'fraud, said "stop"\nline {i}', ""])
-            writer.writerow(["email", f"a{i}@example.com", "", '""'])
-    monkeypatch.setattr(structure, "_BLOCK", block)
-    assert structure._quotes_well_formed(path, "utf-8", ",")
-    path.write_bytes(path.read_bytes() + b'mobile,1,a,"never closed\r\n')
-    assert not structure._quotes_well_formed(path, "utf-8", ",")
-    with pytest.raises(InputFileError, match="quote"):
-        check_structure(path)
-
-
 def test_bad_bytes_far_down_a_file_without_quotes(tmp_path: Path) -> None:
     """Undecodable bytes past the first block of a quote-free file are found, with their line."""
     path = tmp_path / "in.csv"
@@ -127,9 +84,7 @@ def test_a_quoted_value_over_the_limit_is_not_vouched_for(tmp_path: Path) -> Non
     path = tmp_path / "in.csv"
     long_value = '"' + ("abcdefgh,\n" * 30) + '""x"'  # 304 characters with delimiters and breaks inside
     path.write_text(HEADER + PADDING + f"mobile,1,a,{long_value}\n", encoding="utf-8", newline="")
-    with field_limit(200):
-        assert not structure._quotes_well_formed(path, "utf-8", ",")
-        with pytest.raises(InputFileError, match="longer than 200"):
-            check_structure(path)
+    with field_limit(200), pytest.raises(InputFileError, match="longer than 200"):
+        check_structure(path)
     with field_limit(400):
-        assert structure._quotes_well_formed(path, "utf-8", ",")
+        check_structure(path)

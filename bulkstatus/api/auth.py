@@ -69,6 +69,10 @@ class Credentials:
         self._headers: CIMultiDictProxy[str] | None = None  # built once per token, not per request
         self.version = 0
         self.refreshes = 0
+        # The version whose refresh found nothing new, and what it raised: the calls that were refused with
+        # the same version and waited on the lock meanwhile hear the same at once, not SECRET_WAIT later.
+        self._refused = -1
+        self._refusal: RunAborted | None = None
 
     def bind(self, oauth_call: OAuthCall) -> None:
         """How to reach the OAuth URL: through the caller's loop, so that it is paced and judged too."""
@@ -101,9 +105,17 @@ class Credentials:
         async with self._lock:
             if self.version != used_version:
                 return True  # another call refreshed already
+            if self._refused == used_version:  # another call waited SECRET_WAIT for this version already
+                if self._refusal is not None:
+                    raise self._refusal
+                return False
             changed = False
             if self._ui_file is not None:
-                token = await self._read_new_token()
+                try:
+                    token = await self._read_new_token()
+                except RunAborted as exc:
+                    self._refused, self._refusal = used_version, exc
+                    raise
                 changed = token != self._ui_token
                 self._ui_token = token
                 self._headers = None
@@ -113,6 +125,8 @@ class Credentials:
             if changed:
                 self.version += 1
                 self.refreshes += 1
+            else:
+                self._refused, self._refusal = used_version, None
             return changed
 
     async def _read_new_token(self) -> str:

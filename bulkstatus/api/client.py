@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from bulkstatus import __version__
@@ -121,13 +121,14 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout or None)
         self._use_proxy_env = use_proxy_env
         self._proxies: dict[tuple[str, str, int | None], URL | None] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}  # by "through a proxy"
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self, force_close: bool) -> aiohttp.ClientSession:
         # The system's certificate store; SSL_CERT_FILE / SSL_CERT_DIR name a private CA.
         context = ssl.create_default_context()
         connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ssl=context,
-                                         keepalive_timeout=KEEPALIVE_SECONDS)
+                                         keepalive_timeout=None if force_close else KEEPALIVE_SECONDS,
+                                         force_close=force_close)
         session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
                                         cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": USER_AGENT})
         # aiohttp sends a GET or PUT again, once, when a kept-alive connection breaks: a checker's decision
@@ -146,15 +147,14 @@ class HttpClient:
     async def request(self, method: str, url: URL, headers: CIMultiDictProxy[str] | None,
                       body: bytes | None = None) -> Answer:
         """One call and its complete answer; raises NoAnswer when there is none."""
-        session = self._session
-        if session is None:
-            session = self._session = self._open()
         proxy = self.proxy_for(url)
-        if proxy is not None:
-            # Many proxies (tinyproxy among them) close the connection after each answer without saying
-            # so; the next request written into it would be a lost answer and a look-up. One connection
-            # per request through a proxy costs a connect, far below the API's pace.
-            headers = CIMultiDictProxy(CIMultiDict(headers or {}, Connection="close"))
+        # Many proxies (tinyproxy among them) close the connection after each answer without saying so;
+        # the next request written into it would be a lost answer and a look-up. So through a proxy each
+        # request has a connection of its own (a second session, force_close): a connect to the proxy
+        # costs far less than the API's pace allows.
+        session = self._sessions.get(proxy is not None)
+        if session is None:
+            session = self._sessions[proxy is not None] = self._open(force_close=proxy is not None)
         try:
             async with session.request(method, url, data=body, headers=headers, proxy=proxy,
                                        allow_redirects=False) as response:
@@ -203,7 +203,7 @@ class HttpClient:
                       head.get("Location", ""), head.get("Date", ""))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-            await asyncio.sleep(0)  # let the connector close its transports
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+        await asyncio.sleep(0)  # let the connectors close their transports

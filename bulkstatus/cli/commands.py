@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from bulkstatus import logs
 from bulkstatus.api.bodies import basic_authorization, inner_authorization
-from bulkstatus.cli import eventloop
 from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
@@ -44,7 +43,6 @@ def load_settings(args: argparse.Namespace, flags: dict[str, Any] | None = None)
     register_secrets(settings)
     if settings.get("quiet") and not getattr(args, "quiet", None):  # from the environment or config file
         logs.setup(verbose=getattr(args, "verbose", False), quiet=True)
-    eventloop.loop_choice()  # a bad BULKSTATUS_LOOP stops the command here, before anything is written
     return settings
 
 
@@ -190,7 +188,7 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
     try:
         with progress.logging():
-            report, status = eventloop.run(_run_with_signals(job, args))
+            report, status = asyncio.run(_run_with_signals(job, args))
     except asyncio.CancelledError:
         # A second Ctrl-C / SIGTERM: the journal is flushed and synced, nothing else is written.
         progress.close()
@@ -311,5 +309,5 @@ def sandbox(args: argparse.Namespace) -> int:
         print(url, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        eventloop.run(serve_forever(config, args.host, args.port, ready))
+        asyncio.run(serve_forever(config, args.host, args.port, ready))
     return ExitStatus.OK

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from bulkstatus.input.locate import csv_error, decode_error
-from bulkstatus.input.quotescan import QuoteScan
 from bulkstatus.input.sniff import DEFAULT_OPTIONS, ReadOptions, open_input
 
 __all__ = ["check_structure", "count_data_rows"]
@@ -43,16 +42,13 @@ def check_structure(path: str | Path, options: ReadOptions = DEFAULT_OPTIONS) ->
     bytes, a broken quote), without checking rows: one C-speed pass.
 
     InputReader checks a file up to SAMPLE_BYTES whole on opening; for a longer one, a run calls this
-    before sending anything so that a file broken far down sends nothing either. The file is decoded
-    and its quotes and field lengths checked with numpy (``_quotes_well_formed``, about 0.2 s per million
-    rows, so a run starts sending at once); only a file that check cannot vouch for (a quote in the middle
-    of an unquoted value, a value near csv's length limit, an encoding such as UTF-16) is parsed whole
-    by csv (about a second per million rows), which also says where the problem is."""
+    before sending anything so that a file broken far down sends nothing either. A file without a quote
+    character and without a line near csv's field limit only needs decoding (0.2 s per million rows);
+    any other is parsed whole by strict csv (about a second per million rows: the first request of a
+    million-row file still goes out within the 3 s target), which also says where the problem is."""
     file = Path(path)
     binary, layout = open_input(file, options)
     with binary:
-        if _quotes_well_formed(file, layout.encoding, layout.delimiter):
-            return
         if _decodes_without_quotes(file, layout.encoding):
             return
         with open(file, encoding=layout.encoding, newline="") as f:
@@ -63,34 +59,6 @@ def check_structure(path: str | Path, options: ReadOptions = DEFAULT_OPTIONS) ->
                 raise decode_error(file, layout.encoding) from None
             except csv.Error:
                 raise csv_error(file, layout.encoding, layout.delimiter) from None
-
-
-# Encodings in which every byte below 0x80 is that ASCII character and never part of another one, so
-# quotes, delimiters and line breaks can be found in the raw bytes.
-_ASCII_SAFE = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"})
-_BLOCK = 1 << 22  # bytes read at a time by _quotes_well_formed
-
-
-def _quotes_well_formed(path: Path, encoding: str, delimiter: str) -> bool:
-    """True when the whole file decodes and strict csv will read all of it; False when unsure (then the
-    caller's csv pass decides). Raises InputFileError for bytes that do not decode."""
-    if codecs.lookup(encoding).name not in _ASCII_SAFE or len(delimiter) != 1 or ord(delimiter) > 127:
-        return False
-    scan = QuoteScan(delimiter, csv.field_size_limit())
-    decoder = codecs.getincrementaldecoder(encoding)()
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError:
-                raise decode_error(path, encoding) from None
-            if not scan.feed(block):
-                return False
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise decode_error(path, encoding) from None
-    return scan.finish()
 
 
 def _decodes_without_quotes(path: Path, encoding: str) -> bool:
