@@ -258,12 +258,15 @@ def _print_summary(report: RunReport, job: Job) -> None:
         print(f"  requests: {report.requests_started} sent ({report.requests_started / max(seconds, 1e-9):.1f}/s, "
               f"pace {rate.text if rate else '?'}), retries {report.retries}, throttled answers "
               f"{report.throttled}", file=err)
+    if report.server_allowed is not None:
+        print(f"  the server allowed about {report.server_allowed:.1f} requests/s (answered 429 above it): "
+              f"ask for --rate {report.server_allowed * 0.97:.1f}/s next time", file=err)
     folder = job.manifest.folder
     print(f"  results:     {folder / RESULTS}", file=err)
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
-    stopped = report.interrupted or report.abort_reason
+    stopped = report.interrupted or report.abort_reason or bool(counts.get(Outcome.UNPROCESSED.value))
     if stopped:
         print(f"  continue with: bulkstatus resume {folder}", file=err)
     if bad:
