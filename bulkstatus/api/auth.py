@@ -3,10 +3,11 @@
 Each set of headers carries a *version*. A call that gets a 401 asks for a refresh naming the version it
 used; only the first such call refreshes, the others pick up the new headers.
 
-A UI token file is rotated by other programs, often as ``curl ... > token``, which leaves it empty (or
-half written) for a moment. So a refresh reads it again for up to ``SECRET_WAIT`` seconds until it holds
-a token other than the one refused; an empty or unreadable file after that stops the run (RunAborted,
-one line), as does a token the API refuses again.
+A UI token file is rotated by other programs, often as ``curl ... > token``, which leaves it empty for a
+moment. So a refresh reads it again for up to ``SECRET_WAIT`` seconds until it holds a token other than
+the one refused; an empty or unreadable file after that stops the run (RunAborted, one line), as does a
+token the API refuses again. A half-written token is taken as the new one: its 401 then stops the run
+(exit 3, resumable).
 """
 
 from __future__ import annotations
