@@ -14,39 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+from simhelpers import LoopThread
 from yarl import URL
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "proxy-connection", "content-length"})
 
 
-class ProxyThread:
+class ProxyThread(LoopThread):
     def __init__(self, *, refuse: bool = False, auth: str | None = None, one_per_connection: bool = False) -> None:
+        super().__init__("proxy")
         self.refuse, self.auth, self.one_per_connection = refuse, auth, one_per_connection
-        self.url = ""
         self.seen: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
         self._open: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
-
-    def __enter__(self) -> ProxyThread:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
 
     async def _start(self) -> str:
         self._session = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),

@@ -6,12 +6,48 @@ import asyncio
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from types import TracebackType
+from typing import Self
 
 from bulkstatus.sim import SimConfig, Simulator
 
 
-class SimulatorThread:
+class LoopThread:
+    """A server on its own event loop in a daemon thread: subclasses give ``_start`` (returns the URL) and
+    ``_stop``; ``with`` starts and stops it, and ``url`` is where it listens."""
+
+    def __init__(self, name: str) -> None:
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+
+    async def _start(self) -> str:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        try:
+            self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        except BaseException:
+            self._shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class SimulatorThread(LoopThread):
     """Context manager: a running Simulator at `url`; `sim.state` and `sim.config` stay usable meanwhile.
 
     Reading `sim.state` from the test's thread is safe (it locks); assigning `sim.config` attributes takes
@@ -25,37 +61,15 @@ class SimulatorThread:
         clock: Callable[[], float] | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__("simulator")
         self.sim = Simulator(config, clock=clock, now=now)
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="simulator", daemon=True)
+
+    async def _start(self) -> str:
+        return await self.sim.start()
+
+    async def _stop(self) -> None:
+        await self.sim.stop()
 
     @property
     def config(self) -> SimConfig:
         return self.sim.config
-
-    def __enter__(self) -> SimulatorThread:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self.sim.start(), self._loop)
-        try:
-            self.url = future.result(timeout=10)
-        except BaseException:
-            self._shutdown()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.sim.stop(), self._loop).result(timeout=10)
-        finally:
-            self._shutdown()
-
-    def _shutdown(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()

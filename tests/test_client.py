@@ -25,7 +25,7 @@ from aiohttp import web
 from conftest import CliResult, assert_no_secrets, read_csv, write_csv
 from multidict import CIMultiDict, CIMultiDictProxy
 from proxyserver import ProxyThread
-from simhelpers import SimulatorThread
+from simhelpers import LoopThread, SimulatorThread
 from yarl import URL
 
 from bulkstatus.api import auth
@@ -529,15 +529,13 @@ def test_untrusted_certificate_is_tls_and_not_sent(ca: tuple[trustme.CA, Path],
     run_async(scenario())
 
 
-class TlsSimulatorThread:
+class TlsSimulatorThread(LoopThread):
     """The simulator's app served over https (a certificate of ``authority``) on its own loop and thread."""
 
     def __init__(self, authority: trustme.CA) -> None:
+        super().__init__("tls-simulator")
         self.sim = Simulator(sandbox_config())
         self.context = server_context(authority)
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tls-simulator", daemon=True)
 
     async def _start(self) -> str:
         self._runner = web.AppRunner(self.sim.make_app(), access_log=None, handle_signals=False)
@@ -545,18 +543,8 @@ class TlsSimulatorThread:
         await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.context).start()
         return f"https://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    def __enter__(self) -> TlsSimulatorThread:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
 
 
 def test_run_over_https_with_a_private_ca(sim: SimulatorThread, env: dict[str, str], cli: Cli, tmp_path: Path,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulkstatus import logs
 from bulkstatus.api.bodies import basic_authorization, inner_authorization
+from bulkstatus.api.pacer import Pacer
 from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
@@ -89,8 +90,8 @@ def _open_reader_check(path: Path, options: ReadOptions) -> None:
 
 
 def _import_runner_in_background() -> Callable[[], Any]:
-    """Import the runner (and pandas with it, 0.4 s) on a thread and return what waits for it. The main
-    thread meanwhile checks the input, mostly in numpy, which releases the GIL: 0.1-0.2 s off the start."""
+    """Import the runner (and pandas with it, 0.4 s) on a thread and return what waits for it, while the
+    main thread checks the input (decoding and csv release the GIL in part)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
     future = pool.submit(importlib.import_module, "bulkstatus.run.runner")
     pool.shutdown(wait=False)
@@ -260,7 +261,7 @@ def _print_summary(report: RunReport, job: Job) -> None:
               f"{report.throttled}", file=err)
     if report.server_allowed is not None:
         print(f"  the server allowed about {report.server_allowed:.1f} requests/s (answered 429 above it): "
-              f"ask for --rate {report.server_allowed * 0.97:.1f}/s next time", file=err)
+              f"ask for --rate {report.server_allowed * Pacer.SAFE:.1f}/s next time", file=err)
     folder = job.manifest.folder
     print(f"  results:     {folder / RESULTS}", file=err)
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))
