@@ -76,6 +76,9 @@ SPECS: tuple[Spec, ...] = (
          help="abort when most requests fail with retryable errors for this many seconds"),
     Spec("doubt-settle", kind="float", default=2.0,
          help="seconds to wait before looking up a request whose answer was lost"),
+    Spec("maker-user-id",
+         help="userId of the UI token's user (on any request it made); needed only when every answer of a run "
+              "was lost, so that look-ups can tell its requests from others'"),
     Spec("pending-check", kind="bool", default=True,
          help="before sending, skip rows whose customer already has a pending request with the same label"),
     Spec("list-limit", kind="int", default=500,

@@ -271,3 +271,28 @@ def test_strict_and_dry_run_resume_refusals(sim, env, tmp_path, cli):
     assert again.code == 2 and "is a dry run" in again.err
     missing = cli("resume", tmp_path / "nowhere")
     assert missing.code == 2 and "not a bulkstatus run folder" in missing.err
+
+
+def test_failed_look_up_leaves_the_run_resumable(sim, env, tmp_path, cli):
+    """Answers lost after recording and a list endpoint that answers 503: the rows stay unprocessed, the run is
+    `incomplete` (not finished), and resume adopts the requests the server holds: nothing sent twice."""
+    rows = make_rows(30, seed=11)
+    path = write_csv(tmp_path / "lookup.csv", rows)
+    sim.config.drop_after_rate = 1.0
+    sim.config.list_error_rate = 1.0
+    first = cli("run", "--no-pending-check", "--max-retries", "2", path)
+    assert first.code == 1, first.err
+    assert "bulkstatus resume" in first.err
+    run = json.loads((first.folder / "summary.json").read_text())
+    assert run["status"] == "incomplete" and run["counts"]["unprocessed"] == 30
+    assert {r["outcome"] for r in read_csv(first.folder / "failed.csv")} == {"unprocessed"}
+    assert len(sim.sim.state.accepted()) == 30  # the server holds every request; the run could not see them
+    sim.config.drop_after_rate = 0.0
+    sim.config.list_error_rate = 0.0
+    # No answer ever told whose requests are ours: the user gives the maker's id (or resumes once more later).
+    maker = {r.user_id for r in sim.sim.state.accepted()}.pop()
+    again = cli("resume", "--maker-user-id", str(maker), first.folder)
+    assert again.code == 0, again.err
+    assert_exactly_once(sim, first.folder, rows)
+    summary = json.loads((first.folder / "summary.json").read_text())
+    assert summary["status"] == "finished"

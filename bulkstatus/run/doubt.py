@@ -39,7 +39,9 @@ Key = tuple[str, str, str]
 MARGIN = 2.0
 MARGIN_UNKNOWN_CLOCK = 30.0  # when nothing told the server's clock yet
 BATCH_WINDOW = 0.5  # seconds of due times one pass of the list serves
-MAKER_WAIT = 60.0  # seconds a look-up waits for the maker's user id to be learnt from another answer
+MAKER_WAIT = 60.0  # seconds, from the first look-up that needs it, to learn the maker's id from an answer
+NO_MAKER = ("no answer has told this maker's user id yet, so its requests cannot be told from others'; "
+            "resume the run, or give --maker-user-id (the userId on any request this token's user made)")
 
 
 class LookupFailed(Exception):
@@ -63,13 +65,18 @@ def request_key(item: dict[str, Any]) -> Key | None:
     return (str(query.get("identifierName", "")), str(query.get("identifierValue", "")), str(body.get("label", "")))
 
 
+def same_user(a: Any, b: Any) -> bool:
+    """User ids compared as text: the journal, a setting and the API may give 42 or "42"."""
+    return a is not None and b is not None and str(a) == str(b)
+
+
 def adoptable(item: dict[str, Any], key: Key, maker: Any, first_sent: float, offset: float | None) -> bool:
     """Whether ``item`` is the request this row's lost create made (see the module's rules). With
     ``maker`` None, whether it would be if its maker is ours (the caller must then find out).
 
     ``first_sent``: the row's first send, our clock (epoch seconds); ``offset``: server clock minus ours.
     """
-    if request_key(item) != key or (maker is not None and item.get("userId") != maker):
+    if request_key(item) != key or (maker is not None and not same_user(item.get("userId"), maker)):
         return False
     stamped = parse_iso(item.get("startTime"))
     if stamped is None:
@@ -99,17 +106,23 @@ class DoubtResolver:
         self._waiting: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
         self._maker_known = asyncio.Event()
+        self._maker_deadline: float | None = None  # monotonic; one wait for all look-ups, not one each
         self.maker_user_id: Any = None
         self.known_request_ids: list[str] = []  # requests this run created, to learn the maker from
         self.server_offset: float | None = None  # server clock minus ours, seconds
         self.on_maker: Callable[[Any], None] = lambda maker: None
+        self.maker_conflict: str | None = None  # set when an answer contradicts --maker-user-id
         self.list_calls = 0
         self.adopted = 0
 
     def learn(self, created: dict[str, Any], answered_at: float | None = None) -> None:
         """Learn the maker's user id and the server's clock from a create answer."""
-        if self.maker_user_id is None and created.get("userId") is not None:
-            self.set_maker(created["userId"])
+        user = created.get("userId")
+        if self.maker_user_id is None and user is not None:
+            self.set_maker(user)
+        elif user is not None and not same_user(user, self.maker_user_id) and self.maker_conflict is None:
+            self.maker_conflict = (f"--maker-user-id is {self.maker_user_id}, but the server says this token's "
+                                   f"requests are made by user {user}: fix or drop --maker-user-id, then resume")
         if self.server_offset is None:
             stamped = parse_iso(created.get("startTime"))
             if stamped is not None:
@@ -175,10 +188,13 @@ class DoubtResolver:
             if found is not None and found.get("userId") is not None:
                 self.set_maker(found["userId"])
                 return
+        now = time.monotonic()
+        if self._maker_deadline is None:
+            self._maker_deadline = now + MAKER_WAIT
         try:
-            await asyncio.wait_for(self._maker_known.wait(), MAKER_WAIT)
+            await asyncio.wait_for(self._maker_known.wait(), max(0.0, self._maker_deadline - now))
         except TimeoutError:
-            raise LookupFailed("no create answer came back yet to tell whose requests are ours") from None
+            raise LookupFailed(NO_MAKER) from None
 
     async def _scan(self, batch: list[_Waiter]) -> dict[Key, dict[str, Any]]:
         wanted = {w.key: w for w in batch}
@@ -213,7 +229,7 @@ class DoubtResolver:
             self.list_calls += self._caller.calls["list"] - calls_before
         found: dict[Key, dict[str, Any]] = {}
         for key, items in candidates.items():
-            ours = [i for i in items if i.get("userId") == self.maker_user_id]
+            ours = [i for i in items if same_user(i.get("userId"), self.maker_user_id)]
             if ours:
                 found[key] = ours[-1]  # the oldest of them: the first send's
         self.adopted += len(found)

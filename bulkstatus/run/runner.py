@@ -127,6 +127,8 @@ class Run:
             resolver.known_request_ids = list(self.job.resume.request_ids)
             if self.job.resume.maker is not None:
                 resolver.set_maker(self.job.resume.maker)
+            elif settings.get("maker-user-id"):
+                resolver.set_maker(settings.get("maker-user-id"))
             resolver.on_maker = self._recorder.note_maker
             if settings.get("pending-check"):
                 self.pending = await pending_check(caller, self.stop, settings.get("list-limit"))

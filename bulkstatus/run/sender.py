@@ -77,6 +77,8 @@ class Sender:
             created = settled.answer.payload if settled.answer is not None else None
             assert created is not None
             self.resolver.learn(created)
+            if self.resolver.maker_conflict is not None:
+                self.stop.abort(self.resolver.maker_conflict)
             return _result(row, Outcome.SUBMITTED, attempts, status, "", "", str(created["requestId"]),
                            str(created.get("state") or ""))
         if settled.judgement.verdict is not Verdict.FINAL:

@@ -154,6 +154,8 @@ class Handlers:
         caller = check_caller(request.headers, sim.config, sim.tokens)
         if isinstance(caller, web.Response):
             return caller
+        if sim.faults.chance(sim.config.list_error_rate):
+            return v2_error(503, 503, "Service temporarily unavailable")
         try:
             query = parse_query(request.query)
         except ValueError as exc:

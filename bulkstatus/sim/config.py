@@ -79,6 +79,8 @@ class SimConfig:
     retry_after: float | None = None
     drop_before_rate: float = 0.0
     drop_after_rate: float = 0.0
+    # A share of list calls answered 503: the look-up of a lost answer, or the pending check, failing.
+    list_error_rate: float = 0.0
     not_found: set[str] = field(default_factory=set)
     fail_on_approve: set[str] = field(default_factory=set)
     auto_approve: bool = False
@@ -118,6 +120,7 @@ class SimConfig:
             "retry_after": self.retry_after,
             "drop_before_rate": self.drop_before_rate,
             "drop_after_rate": self.drop_after_rate,
+            "list_error_rate": self.list_error_rate,
             "not_found": sorted(self.not_found),
             "fail_on_approve": sorted(self.fail_on_approve),
             "auto_approve": self.auto_approve,
@@ -174,7 +177,7 @@ def _convert(name: str, value: Any) -> Any:
         if not 0 <= low <= high:
             raise ValueError("expected [low, high] with 0 <= low <= high")
         return (low, high)
-    if name in ("error_rate", "drop_before_rate", "drop_after_rate", "throttle_rate"):
+    if name in ("error_rate", "drop_before_rate", "drop_after_rate", "throttle_rate", "list_error_rate"):
         return _rate(value)
     if name in ("rate_limit", "retry_after"):
         return _optional_positive(value)
