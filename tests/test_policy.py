@@ -32,13 +32,17 @@ CASES: list[tuple[Kind, Answer | NoAnswer, Verdict]] = [
     # gateways that timed out or failed after passing the request on
     ("create", answer(502, None, "Bad gateway"), Verdict.IN_DOUBT),
     ("create", answer(504), Verdict.IN_DOUBT),
-    ("create", answer(521, {"errors": [{"code": 521, "message": "Multiple actions"}]}), Verdict.IN_DOUBT),
+    ("create", answer(521), Verdict.IN_DOUBT),
+    ("create", answer(503, None, "<html>upstream connect error or disconnect/reset</html>"), Verdict.IN_DOUBT),
     ("create", answer(500), Verdict.IN_DOUBT),
     ("create", answer(524), Verdict.IN_DOUBT),
     # answered before anything was done
     ("create", answer(503, {"errors": [{"code": 4001, "message": "Authorization status unavailable"}]}),
      Verdict.RETRY),
     ("create", answer(461), Verdict.RETRY),
+    ("create", answer(521, {"errors": [{"code": 521, "message": "Multiple actions"}]}), Verdict.RETRY),
+    ("create", answer(400, {"errors": [{"code": 521, "message": "Multiple actions"}]}), Verdict.RETRY),
+    ("create", answer(400, {"errors": [{"code": 461, "message": "Search engine busy"}]}), Verdict.RETRY),
     ("create", answer(408), Verdict.RETRY),
     ("create", answer(429), Verdict.THROTTLED),
     ("create", answer(401), Verdict.REFRESH),
@@ -81,6 +85,8 @@ CASES: list[tuple[Kind, Answer | NoAnswer, Verdict]] = [
     ("get", answer(200, CREATED), Verdict.DONE),
     ("get", answer(404), Verdict.FINAL),
     ("get", answer(500), Verdict.RETRY),
+    ("get", answer(503), Verdict.RETRY),
+    ("decide", answer(503), Verdict.IN_DOUBT),
     ("get", answer(403), Verdict.ABORT),
     # the OAuth token
     ("oauth", answer(200, {"data": {"accessToken": "t", "ttlSeconds": 300}}), Verdict.DONE),
@@ -124,10 +130,10 @@ def test_credentials_advice_is_not_the_pending_check_switch() -> None:
 
 @pytest.mark.parametrize(("attempt", "retry_after", "low", "high"), [
     (1, None, 0.5, 1.0), (2, None, 1.0, 2.0), (3, None, 2.0, 4.0), (7, None, 30.0, 60.0), (20, None, 30.0, 60.0),
-    (1, 5.0, 5.0, 5.0), (3, 0.0, 0.0, 0.0), (1, 10_000.0, 600.0, 600.0),
+    (1, 5.0, 5.0, 5.0), (3, 0.0, 0.0, 0.0),
 ])
 def test_backoff_formula(attempt: int, retry_after: float | None, low: float, high: float) -> None:
-    """min(cap, base * 2^(attempt-1)) * uniform(0.5, 1); Retry-After wins, capped at 600 s."""
+    """min(cap, base * 2^(attempt-1)) * uniform(0.5, 1); Retry-After wins."""
     policy = RetryPolicy(max_retries=5, base=1.0, cap=60.0)
     for _ in range(20):
         assert low <= policy.wait(attempt, retry_after) <= high
@@ -136,3 +142,18 @@ def test_backoff_formula(attempt: int, retry_after: float | None, low: float, hi
 def test_zero_backoff_retries_at_once() -> None:
     """The tests' policy: base 0 waits nothing."""
     assert RetryPolicy(base=0).wait(5) == 0.0
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("5", 5.0), ("0", 0.0), ("-3", 0.0), ("1.5", 1.5), ("10000", 600.0), ("inf", None), ("1e999", None),
+    ("nan", None), ("soon", None), ("", None), (None, None),
+    ("Wed, 02 Dec 2026 10:00:30 GMT", 30.0), ("Wed, 02 Dec 2026 09:59:00 GMT", 0.0),
+    ("Thu, 03 Dec 2026 10:00:00 GMT", 600.0),
+])
+def test_retry_after_header(header: str | None, seconds: float | None) -> None:
+    """Seconds or an HTTP date, clamped to 0..600 s (for a retry and a 429's pause alike); nonsense is None."""
+    from datetime import UTC, datetime
+
+    from bulkstatus.api.backoff import parse_retry_after
+
+    assert parse_retry_after(header, now=datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)) == seconds

@@ -486,7 +486,8 @@ async def test_list_pages_filters_and_sorts() -> None:
     """The list endpoint filters, sorts and pages (PageNo 0-based) with the documented pagination."""
     day = datetime(2024, 5, 1, 9, 0, 0)
     times = iter(day + timedelta(hours=6 * i) for i in range(100))
-    config = SimConfig(maker_tokens={SANDBOX_MAKER_TOKEN: 1001, SANDBOX_CHECKER_TOKEN: 1002, "t3": 1003})
+    config = SimConfig(maker_tokens={SANDBOX_MAKER_TOKEN: 1001, SANDBOX_CHECKER_TOKEN: 1002, "t3": 1003},
+                       stamp_zone_minutes=0)  # days as UTC's, for the date filters below
     async with serving(config, now=lambda: next(times)) as (sim, session):
         ids = [(await create(session, make_body(str(i))))[1]["data"]["requestId"] for i in range(11)]
         third_user = (await create(session, make_body("u3"), token="t3"))[1]["data"]["requestId"]

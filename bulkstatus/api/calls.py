@@ -14,6 +14,7 @@ and retried, refreshed, settled or stopped by the verdict.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,9 @@ from bulkstatus.api.policy import Judgement, Kind, Verdict, judge, refused_crede
 from bulkstatus.errors import RunAborted
 from bulkstatus.jsonio import dumps
 from bulkstatus.settings import Settings
+
+log = logging.getLogger(__name__)
+LONG_PAUSE = 30.0  # a 429 pause longer than this is said in the log
 
 MAX_THROTTLES = 100
 # (first send, last send) as wall-clock seconds -> the request object the server holds, or None.
@@ -129,8 +133,8 @@ class Caller:
                    settle: Settle | None = None, before_send: Callable[[], float] | None = None,
                    stoppable: bool = False) -> Settled:
         attempts = failures = throttles = 0
-        refreshed = False
-        first_sent = last_sent = 0.0
+        refreshed = doubted = False
+        first_sent = 0.0
         watcher = self.watcher
         while True:
             if stoppable and watcher.stopping:
@@ -143,8 +147,8 @@ class Caller:
             self.calls[kind] += 1
             if attempts > 1:
                 self.retries += 1
-            last_sent = before_send() if before_send is not None else time.time()
-            first_sent = first_sent or last_sent
+            sent = before_send() if before_send is not None else time.time()
+            first_sent = first_sent or sent
             outcome: Answer | NoAnswer
             try:
                 outcome = await self.http.request(method, url, headers, body)
@@ -157,12 +161,14 @@ class Caller:
             if answer is not None:
                 if verdict is not Verdict.THROTTLED:
                     self.pacer.answered()
-                if self.server_clock_offset is None and answer.date:
+                if self.server_clock_offset is None and answer.date and kind != "oauth":  # the API's host
                     self.server_clock_offset = server_offset(answer.date)
             if stoppable:  # a run's health is the health of its creates
                 watcher.observe(verdict not in (Verdict.RETRY, Verdict.THROTTLED, Verdict.IN_DOUBT))
-            if verdict in (Verdict.DONE, Verdict.FINAL):
+            if verdict is Verdict.DONE:
                 return Settled(judgement, answer, attempts)
+            if verdict is Verdict.FINAL:
+                return await self._last_look(judgement, answer, attempts, failure, settle, first_sent, doubted)
             if verdict is Verdict.ABORT:
                 raise RunAborted(judgement.why, judgement.cause)
             if verdict is Verdict.REFRESH:
@@ -175,21 +181,36 @@ class Caller:
             if verdict is Verdict.THROTTLED:
                 throttles += 1
                 self.throttled += 1
-                self.pacer.throttled(retry_after if retry_after is not None else self.policy.wait(min(throttles, 3)))
+                pause = retry_after if retry_after is not None else self.policy.wait(min(throttles, 3))
+                if pause > LONG_PAUSE:
+                    log.warning("the server asked to wait %.0f s before the next request (429 Retry-After)", pause)
+                self.pacer.throttled(pause)
                 if throttles >= MAX_THROTTLES:
-                    return Settled(judgement, answer, attempts, failure)
+                    return await self._last_look(judgement, answer, attempts, failure, settle, first_sent, doubted)
                 continue  # the pacer's pause holds this call too
             throttles = 0
             if verdict is Verdict.IN_DOUBT:
                 if settle is None:
                     return Settled(judgement, answer, attempts, failure)
-                found = await settle(first_sent, last_sent)
+                doubted = True
+                # --doubt-settle counts from the moment the answer was lost, not from the send.
+                found = await settle(first_sent, time.time())
                 if found is not None:
                     return Settled(Judgement(Verdict.DONE), answer, attempts, failure, adopted=found)
             failures += 1
             if failures > self.policy.max_retries:
-                return Settled(judgement, answer, attempts, failure)
+                return await self._last_look(judgement, answer, attempts, failure, settle, first_sent, doubted)
             await self.sleep(self.policy.wait(failures, retry_after))
+
+    async def _last_look(self, judgement: Judgement, answer: Answer | None, attempts: int, failure: str,
+                         settle: Settle | None, first_sent: float, doubted: bool) -> Settled:
+        """A call that ends without success after an attempt in doubt: that attempt may have created the
+        request after all (a late listing), so it is looked up once more before the call is called failed."""
+        if doubted and settle is not None:
+            found = await settle(first_sent, time.time())
+            if found is not None:
+                return Settled(Judgement(Verdict.DONE), answer, attempts, failure, adopted=found)
+        return Settled(judgement, answer, attempts, failure)
 
 
 @asynccontextmanager

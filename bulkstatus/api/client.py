@@ -112,13 +112,19 @@ def shown_proxy(proxy: URL) -> str:
     return str(proxy.with_user(None).with_password(None).with_path("").with_query(None))
 
 
+CONNECT_TIMEOUT = 10.0  # seconds for a TCP connect (at most --timeout)
+
+
 class HttpClient:
     """One aiohttp session: at most ``limit`` connections, ``timeout`` seconds per call, proxies from
     the environment (unless ``use_proxy_env`` is off, as for the built-in simulator)."""
 
     def __init__(self, limit: int, timeout: float | None, use_proxy_env: bool = True) -> None:
         self._limit = max(1, limit)
-        self._timeout = aiohttp.ClientTimeout(total=timeout or None)
+        # A connect that times out is "not sent" (ConnectionTimeoutError); when the whole call's time runs
+        # out first (a wait for a free connection, say), nothing tells where it was: "in doubt".
+        self._timeout = aiohttp.ClientTimeout(total=timeout or None,
+                                              sock_connect=min(timeout, CONNECT_TIMEOUT) if timeout else None)
         self._use_proxy_env = use_proxy_env
         self._proxies: dict[tuple[str, str, int | None], URL | None] = {}
         self._sessions: dict[bool, aiohttp.ClientSession] = {}  # by "through a proxy"

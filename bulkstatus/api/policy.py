@@ -50,8 +50,11 @@ class Judgement:
     cause: str = "endpoint"  # for ABORT: credentials, tls, proxy, config or endpoint (errors.RunAborted)
 
 
-RETRY_STATUSES = frozenset({408, 461, 503})
-NOT_DOUBTFUL_5XX = frozenset({501, 503, 505})
+RETRY_STATUSES = frozenset({408, 461})
+# Error codes (the v2 body's) that say nothing was done, whatever the status: 461 search engine busy,
+# 521 multiple actions running for the customer, 4001 authorization status unavailable.
+RETRY_CODES = frozenset({"461", "521", "4001"})
+NOT_DOUBTFUL_5XX = frozenset({501, 505})
 _WHAT = {"create": "creating requests", "decide": "deciding requests", "list": "listing requests",
          "get": "reading a request", "oauth": "generating an OAuth token"}
 CREDENTIALS_FIX = ("check BULKSTATUS_UI_TOKEN (or the file --ui-token-file names) and the gateway credentials "
@@ -148,7 +151,11 @@ def judge(kind: Kind, outcome: Answer | NoAnswer) -> Judgement:
         return Judgement(Verdict.THROTTLED)
     if status in RETRY_STATUSES:
         return Judgement(Verdict.RETRY)
+    if status >= 400 and outcome.error()[0] in RETRY_CODES:
+        return Judgement(Verdict.RETRY)  # the API's own word that it did nothing
     if status >= 500:
+        # A 503 without the API's 4001 may come from a gateway that had passed the request on (an
+        # upstream reset): a change is looked up first; a read is simply retried.
         if kind in CHANGES and status not in NOT_DOUBTFUL_5XX:
             return Judgement(Verdict.IN_DOUBT)
         if status in (501, 505):

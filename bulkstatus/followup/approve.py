@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,21 +151,36 @@ def decision_body(request_id: str, decision: str, message: str) -> dict[str, Any
             "payload": {"AdminTask-Payload": {"actionDecision": decision, "actionMessage": message}}}
 
 
+class DecisionInDoubt(Exception):
+    """A decision's answer was lost and the request does not show it yet."""
+
+
 async def _decide_one(caller: Caller, target: Target, decision: str, message: str, journal: _Journal,
-                      report: ApproveReport) -> None:
+                      report: ApproveReport, settle_wait: float) -> None:
     if report.aborted:
         return  # the credentials were refused: the rest is not attempted and not recorded
 
-    async def settle(first_sent: float, last_sent: float) -> dict[str, Any] | None:
-        """A decision whose answer was lost: what is the request now? Decided: adopt; pending: resend."""
+    async def settle(first_sent: float, lost_at: float) -> dict[str, Any] | None:
+        """A decision whose answer was lost: what is the request now? Decided: adopt it. Still pending, or
+        not readable: never send the decision again (the server may still be applying the first one);
+        the request stays for the next approve, which plans from the live states."""
+        await caller.sleep(max(0.0, lost_at + settle_wait - time.time()))
         again = await caller.get(target.request_id)
         now = again.answer.payload if again.done and again.answer is not None else None
-        return now if now is not None and now.get("state") not in (None, PENDING) else None
+        if now is not None and now.get("state") not in (None, PENDING):
+            return now
+        raise DecisionInDoubt("still pending" if now is not None else "it could not be read")
 
     try:
         settled = await caller.decide(decision_body(target.request_id, decision, message), settle)
     except RunAborted as exc:
         report.aborted = str(exc)
+        return
+    except DecisionInDoubt as exc:
+        report.refused += 1
+        report.counts["in doubt"] += 1
+        journal.write(target, decision, None, "", "", f"in doubt: the answer was lost and the request is {exc}; "
+                      "it is not sent again: run approve again later (it plans from the live states)")
         return
     status, code, error = settled.error()
     decided = settled.adopted or (settled.answer.payload if settled.done and settled.answer is not None else None)
@@ -195,7 +211,8 @@ async def decide(plan: Plan, settings: Settings, decision: str, message: str) ->
     try:
         async with open_caller(settings) as caller:
             await for_each(plan.pending, settings.get("concurrency"),
-                           lambda t: _decide_one(caller, t, decision, message, journal, report))
+                           lambda t: _decide_one(caller, t, decision, message, journal, report,
+                                                 settings.get("doubt-settle")))
             report.calls = caller.total_calls
     finally:
         journal.close()

@@ -73,6 +73,7 @@ class ResumePoint:
     # Rows after last_row that were sent but have no outcome, with when they were first sent (epoch s).
     in_doubt: dict[int, float] = field(default_factory=dict)
     maker: Any = None  # the maker's user id, once a create answer told it
+    stamp_offset: float | None = None  # the server's zone-less startTime minus our clock (run/doubt.py)
     request_ids: list[str] = field(default_factory=list)  # a few requests the run created
 
     @property
@@ -116,6 +117,8 @@ def read_resume_point(folder: Path) -> ResumePoint:
                 point.in_doubt.pop(number, None)
         elif "m" in item:
             point.maker = item["m"]
+            if item.get("o") is not None:
+                point.stamp_offset = float(item["o"])
     return point
 
 
@@ -173,9 +176,10 @@ class Recorder:
         self._write_journal()
         return now
 
-    def note_maker(self, maker: Any) -> None:
-        """The maker's user id, for a resume that must tell this run's requests from others'."""
-        self._journal_buf.append(dumps({"m": maker}) + b"\n")
+    def note_maker(self, maker: Any, stamp_offset: float | None) -> None:
+        """The maker's user id and the server's stamp clock, for a resume that must tell this run's
+        requests from others'."""
+        self._journal_buf.append(dumps({"m": maker, "o": stamp_offset}) + b"\n")
         self._write_journal()
 
     def record(self, result: Result) -> None:

@@ -126,10 +126,10 @@ class Run:
                                      settings.get("list-limit"))
             resolver.known_request_ids = list(self.job.resume.request_ids)
             if self.job.resume.maker is not None:
-                resolver.set_maker(self.job.resume.maker)
+                resolver.set_maker(self.job.resume.maker, self.job.resume.stamp_offset)
             elif settings.get("maker-user-id"):
                 resolver.set_maker(settings.get("maker-user-id"))
-            resolver.on_maker = self._recorder.note_maker
+            resolver.on_learnt = self._recorder.note_maker
             if settings.get("pending-check"):
                 self.pending = await pending_check(caller, self.stop, settings.get("list-limit"))
             self._sender = Sender(caller, BodyBuilder(settings), self._recorder, resolver, self.stop)

@@ -42,14 +42,16 @@ class Sender:
         """
         body = dumps(self.builder.body(row))
         sends = 0
+        sent_at = 0.0
 
         def before_send() -> float:
-            nonlocal sends
+            nonlocal sends, sent_at
             sends += 1
-            return self.recorder.sending(row.number)  # the in-flight line reaches the OS first
+            sent_at = self.recorder.sending(row.number)  # the in-flight line reaches the OS first
+            return sent_at
 
-        async def settle(first_sent: float, last_sent: float) -> dict[str, Any] | None:
-            return await self.resolver.lookup(row, in_doubt if in_doubt is not None else first_sent, last_sent)
+        async def settle(first_sent: float, lost_at: float) -> dict[str, Any] | None:
+            return await self.resolver.lookup(row, in_doubt if in_doubt is not None else first_sent, lost_at)
 
         try:
             if in_doubt is not None:
@@ -64,9 +66,9 @@ class Sender:
         except RunAborted as exc:  # credentials refused, a proxy down, a wrong base URL...
             self.stop.abort(str(exc))
             return _unprocessed(row, sends, str(exc))
-        return self._outcome(row, settled)
+        return self._outcome(row, settled, sent_at)
 
-    def _outcome(self, row: Row, settled: Settled) -> Result:
+    def _outcome(self, row: Row, settled: Settled, sent_at: float) -> Result:
         attempts = settled.attempts
         if settled.adopted is not None:
             return self._adopted(row, settled.adopted, attempts)
@@ -76,7 +78,7 @@ class Sender:
         if settled.done:
             created = settled.answer.payload if settled.answer is not None else None
             assert created is not None
-            self.resolver.learn(created)
+            self.resolver.learn(created, sent_at)
             if self.resolver.maker_conflict is not None:
                 self.stop.abort(self.resolver.maker_conflict)
             return _result(row, Outcome.SUBMITTED, attempts, status, "", "", str(created["requestId"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,6 +20,7 @@ from bulkstatus.sim.state import (
     REQUEST_TYPE_VALUE,
     ReceivedCall,
     StoredRequest,
+    uuid1_at,
 )
 from bulkstatus.sim.validate import Invalid, validate_create
 
@@ -117,7 +117,7 @@ class Handlers:
             )
             state, end_time = (APPROVED if ok else FAILED), now
         stored = StoredRequest(
-            request_id=str(uuid.uuid4()),
+            request_id=uuid1_at(now),
             user_id=caller[0],
             user_name=caller[1],
             request_type=REQUEST_TYPE_VALUE,
@@ -130,6 +130,7 @@ class Handlers:
             identifier_value=fields.identifier_value,
             label=fields.label,
             reason=fields.reason,
+            stamp_zone_minutes=config.stamp_zone_minutes,
         )
         sim.state.add(stored)
         call.request_id = stored.request_id

@@ -71,6 +71,10 @@ class SimConfig:
     intouch_users: dict[str, str] = field(
         default_factory=lambda: {SANDBOX_INTOUCH_USER: SANDBOX_INTOUCH_PASSWORD}
     )
+    # The zone of the server's clock, in minutes east of UTC: startTime and endTime are written in it with no
+    # zone, as the docs' sample does (its startTime is India's +05:30 for a requestId made 5.5 hours earlier
+    # in UTC); requestIds are version-1 UUIDs, whose time is UTC.
+    stamp_zone_minutes: int = 330
     latency: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0
     rate_limit: float | None = None
@@ -113,6 +117,7 @@ class SimConfig:
             "users": {str(k): v for k, v in self.users.items()},
             "checkers": sorted(self.checkers),
             "oauth_ttl_seconds": self.oauth_ttl_seconds,
+            "stamp_zone_minutes": self.stamp_zone_minutes,
             "latency": list(self.latency),
             "error_rate": self.error_rate,
             "rate_limit": self.rate_limit,
@@ -170,7 +175,7 @@ def _convert(name: str, value: Any) -> Any:
         if isinstance(value, str):
             raise TypeError("expected a list of strings")
         return {str(v) for v in value}
-    if name in ("oauth_ttl_seconds", "received_max"):
+    if name in ("oauth_ttl_seconds", "received_max", "stamp_zone_minutes"):
         return int(value)
     if name == "latency":
         low, high = (float(v) for v in value)

@@ -91,7 +91,7 @@ def _matches(request: StoredRequest, query: ListQuery) -> bool:
         return False
     if query.states is not None and request.state.lower() not in query.states:
         return False
-    day = request.start_time.date()
+    day = request.local(request.start_time).date()  # the server's own day
     if query.start_date is not None and day < query.start_date:
         return False
     if query.end_date is not None and day > query.end_date:

@@ -6,11 +6,13 @@ mutation holds one lock. Readers get copies (lists, dicts) and never the live co
 
 from __future__ import annotations
 
+import random
 import threading
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Request states as the API spells them.
@@ -44,6 +46,11 @@ class StoredRequest:
     decision_message: str | None = None
     checker_id: int | None = None
     decision_payload: dict[str, Any] | None = None  # the AdminTask-Payload of the decision
+    stamp_zone_minutes: int = 0  # the server clock's zone: times are written in it, with no zone named
+
+    def local(self, when: datetime) -> datetime:
+        """A stored time (naive UTC) as the server writes it."""
+        return when + timedelta(minutes=self.stamp_zone_minutes)
 
     def to_api(self) -> dict[str, Any]:
         """The documented request object (the `data` of create, get and approve answers)."""
@@ -60,8 +67,8 @@ class StoredRequest:
             "userName": self.user_name,
             "requestType": self.request_type,
             "state": self.state,
-            "startTime": self.start_time.strftime(TIME_FORMAT),
-            "endTime": None if self.end_time is None else self.end_time.strftime(TIME_FORMAT),
+            "startTime": self.local(self.start_time).strftime(TIME_FORMAT),
+            "endTime": None if self.end_time is None else self.local(self.end_time).strftime(TIME_FORMAT),
             "details": details,
         }
 
@@ -192,3 +199,16 @@ class SimState:
                 "accepted": len(self._requests),
                 "states": states,
             }
+
+
+
+_UUID_EPOCH = 0x01B21DD213814000  # 1582-10-15 in 100 ns steps before 1970-01-01
+
+
+def uuid1_at(when: datetime) -> str:
+    """A version-1 UUID made at ``when`` (naive UTC), as the real server's requestIds are; the clock
+    sequence and the node are random (62 bits), so two made in the same tick still differ."""
+    ticks = round(when.replace(tzinfo=UTC).timestamp() * 1e7) + _UUID_EPOCH
+    sequence, node = random.getrandbits(14), random.getrandbits(48) | 1 << 40  # the multicast bit: not a MAC
+    return str(uuid.UUID(fields=(ticks & 0xFFFFFFFF, (ticks >> 32) & 0xFFFF, (ticks >> 48) & 0x0FFF | 0x1000,
+                                 0x80 | sequence >> 8, sequence & 0xFF, node)))
