@@ -55,6 +55,12 @@ def add_secrets(secrets: Iterable[str]) -> SecretFilter:
     return _filter
 
 
+def scrub(text: str) -> str:
+    """``text`` with every secret known so far masked: for what reaches the files and the terminal
+    without the logging module (the error column, the abort line, summary.json)."""
+    return _filter.scrub(text) if text else text
+
+
 def log_to_file(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)

@@ -698,3 +698,45 @@ def test_refused_token_stops_the_run_within_one_secret_wait(sim: SimulatorThread
     assert len(aborted_lines(result)) == 1 and "internal error" not in result.err
     assert len([c for c in sim.sim.state.received() if c.status == 401]) >= 2  # refusals in flight together
     assert stopped_after < 2 * auth.SECRET_WAIT + 0.5, f"stopped {stopped_after:.2f} s after the first 401"
+
+
+class EchoingServer(LoopThread):
+    """An API that quotes the caller's credentials back in its error messages (some gateways do)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("echoing-server")
+        self.status = status
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return web.json_response({"data": [], "pagination": {"totalElements": 0, "totalPages": 0}})
+        said = (f"token {request.headers.get('X-CAP-UI-AUTH-TOKEN')} with "
+                f"{request.headers.get('Authorization')} may not do this")
+        return web.json_response({"errors": [{"code": 4000 if self.status == 403 else 8015, "message": said}]},
+                                 status=self.status)
+
+    async def _start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_server_text_quoting_our_secrets_is_masked(env: dict[str, str], cli: Cli, tmp_path: Path,
+                                                    status: int) -> None:
+    """A server that quotes the token and the Authorization header: a row's error column (400) and the
+    abort line and summary (403) keep the text, with every secret masked."""
+    path = write_csv(tmp_path / "echo.csv", ROWS)
+    with EchoingServer(status) as server:
+        result = cli("run", "--base-url", server.url, path)
+    assert result.code == (1 if status == 400 else 3), result.err
+    shown = (read_csv(result.folder / "results.csv")[0]["error"] if status == 400
+             else json.loads((result.folder / "summary.json").read_text())["abortReason"])
+    assert "may not do this" in shown and "***" in shown
+    assert_no_secrets(result.folder, result.out, result.err)

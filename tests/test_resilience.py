@@ -285,7 +285,9 @@ def test_failed_look_up_leaves_the_run_resumable(sim, env, tmp_path, cli):
     assert "bulkstatus resume" in first.err
     run = json.loads((first.folder / "summary.json").read_text())
     assert run["status"] == "incomplete" and run["counts"]["unprocessed"] == 30
-    assert {r["outcome"] for r in read_csv(first.folder / "failed.csv")} == {"unprocessed"}
+    # In doubt: sent, answer lost. Only resume may settle them, so a re-run of failed.csv cannot double them.
+    assert run["inDoubt"] == 30 and read_csv(first.folder / "failed.csv") == []
+    assert "in doubt: 30 rows" in first.err
     assert len(sim.sim.state.accepted()) == 30  # the server holds every request; the run could not see them
     sim.config.drop_after_rate = 0.0
     sim.config.list_error_rate = 0.0

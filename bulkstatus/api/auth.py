@@ -23,6 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from bulkstatus.api.bodies import basic_authorization
 from bulkstatus.errors import ConfigError, RunAborted
 from bulkstatus.jsonio import dumps
+from bulkstatus.logs import add_secrets
 from bulkstatus.settings import Settings, read_secret_file
 
 if TYPE_CHECKING:
@@ -119,9 +120,14 @@ class Credentials:
                     raise
                 changed = token != self._ui_token
                 self._ui_token = token
+                add_secrets([token])  # a rotated token is as secret as the first
                 self._headers = None
             if self.uses_oauth:
-                await self._fetch_oauth()
+                try:
+                    await self._fetch_oauth()
+                except RunAborted as exc:  # the calls waiting on the lock hear it, not each try again
+                    self._refused, self._refusal = used_version, exc
+                    raise
                 changed = True
             if changed:
                 self.version += 1
@@ -167,5 +173,6 @@ class Credentials:
         lifetime = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 300.0
         # Renew before it expires: a minute early, or at 80% of its life when that is shorter.
         self._oauth_token = token
+        add_secrets([token])
         self._headers = None
         self._oauth_expires = self._clock() + lifetime - min(60.0, lifetime * 0.2)

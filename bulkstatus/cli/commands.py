@@ -264,12 +264,15 @@ def _print_summary(report: RunReport, job: Job) -> None:
               f"ask for --rate {report.server_allowed * Pacer.SAFE:.1f}/s next time", file=err)
     folder = job.manifest.folder
     print(f"  results:     {folder / RESULTS}", file=err)
-    bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED))
+    bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED)) - report.in_doubt
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
     stopped = report.interrupted or report.abort_reason or bool(counts.get(Outcome.UNPROCESSED.value))
     if stopped:
         print(f"  continue with: bulkstatus resume {folder}", file=err)
+    if report.in_doubt:
+        print(f"  in doubt: {report.in_doubt} rows were sent but their answer was lost; only resume settles them "
+              "(it looks them up first), so they are not in failed.csv", file=err)
     if bad:
         line = f"  failed rows: {folder / FAILED} ({bad} rows)"
         if not stopped:

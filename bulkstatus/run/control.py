@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 from bulkstatus.api.calls import Watcher
+from bulkstatus.logs import scrub
 
 
 class StopControl:
@@ -25,7 +26,7 @@ class StopControl:
 
     def abort(self, reason: str) -> None:
         if self.abort_reason is None:
-            self.abort_reason = reason
+            self.abort_reason = scrub(reason)  # it may quote the server, which may quote us
 
 
 class Health:

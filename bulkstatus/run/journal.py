@@ -17,6 +17,7 @@ that resume can cut them back to a known-good length and carry on.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkstatus.jsonio import dumps, loads
+from bulkstatus.logs import scrub
 from bulkstatus.model import RETRYABLE_OUTCOMES, Outcome, Result, Row
 
 RESULT_COLUMNS = (
@@ -142,6 +144,10 @@ class Recorder:
         self.counts: Counter[str] = Counter(point.counts)
         self._dirty = False
         self._frozen = False  # an unprocessed row was written: no checkpoint may pass it
+        # Rows sent (now or by an earlier session) without a final outcome yet: left unprocessed, they
+        # are *in doubt* and stay out of failed.csv, since a re-run of it could make their request twice.
+        self._sent: set[int] = set(point.in_doubt)
+        self.in_doubt = 0  # of the unprocessed rows written, those in doubt
         self._closed = False
 
     @staticmethod
@@ -172,6 +178,7 @@ class Recorder:
         The time lets a resume look the row up among the requests created since, not all of the run's.
         """
         now = time.time()
+        self._sent.add(row_number)
         self._journal_buf.append(b'{"s":%d,"t":%.3f}\n' % (row_number, now))
         self._write_journal()
         return now
@@ -188,8 +195,11 @@ class Recorder:
         An ``unprocessed`` row is written to the CSV files but not to the journal, and no checkpoint
         goes past it: resume must do that row, so the files are cut back to just before it.
         """
+        if result.error:  # server text may quote what we sent
+            result = dataclasses.replace(result, error=scrub(result.error))
         if result.outcome is not Outcome.UNPROCESSED:
             self._journal_buf.append(dumps({"f": result_fields(result)}) + b"\n")
+            self._sent.discard(result.row.number)
         self._pending[result.row.number] = result
         self._dirty = True
         while self._next_row in self._pending:
@@ -209,7 +219,9 @@ class Recorder:
             "" if result.http_status is None else result.http_status, result.error_code, result.error,
             result.attempts, result.finished_at,
         ))
-        if result.outcome in RETRYABLE_OUTCOMES:
+        if result.outcome is Outcome.UNPROCESSED and row.number in self._sent:
+            self.in_doubt += 1
+        elif result.outcome in RETRYABLE_OUTCOMES:
             self._failed_csv.writerow((
                 row.identifier_name, row.identifier_value, row.label, row.reason, row.number,
                 str(result.outcome), result.error,

@@ -64,6 +64,7 @@ class RunReport:
     auth_refreshes: int = 0
     adopted: int = 0
     lookups: int = 0
+    in_doubt: int = 0  # unprocessed rows that were sent and whose answer was lost: resume settles them
     interrupted: bool = False
     abort_reason: str | None = None
 
@@ -259,7 +260,8 @@ class Run:
         for note, count in self.notes.items():
             log.warning("%d row(s): %s (sent as trimmed; `bulkstatus validate` lists them)", count, note)
         report = RunReport(self.job.manifest.folder, Counter(self._recorder.counts), self._started, ended,
-                           interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason)
+                           interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason,
+                           in_doubt=self._recorder.in_doubt)
         sender = self._sender
         if sender is not None:
             caller = sender.caller
@@ -302,6 +304,7 @@ def write_summary(job: Job, report: RunReport, status: str) -> None:
         "authRefreshes": report.auth_refreshes,
         "adoptedAfterLostAnswer": report.adopted,
         "lookupCalls": report.lookups,
+        "inDoubt": report.in_doubt,
         "abortReason": report.abort_reason,
         "input": {"path": job.manifest.input, "sha256": job.manifest.sha256},
         "dryRun": job.dry_run,
