@@ -50,6 +50,7 @@ def env(sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         "BULKSTATUS_DOUBT_SETTLE": "0",
         "BULKSTATUS_RATE": "0",
         "BULKSTATUS_OUT": str(tmp_path / "out"),
+        "BULKSTATUS_LOCK_DIR": str(tmp_path / "locks"),  # this test's machine-wide locks
     })
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -298,3 +298,53 @@ def test_failed_look_up_leaves_the_run_resumable(sim, env, tmp_path, cli):
     assert_exactly_once(sim, first.folder, rows)
     summary = json.loads((first.folder / "summary.json").read_text())
     assert summary["status"] == "finished"
+
+
+def test_overlapping_runs_of_one_input_refuse_at_once(sim, env, tmp_path, cli):
+    """A second run of the same input (another --out, another name) while the first sends: exit 2 at once,
+    naming the other process; then kill -9 leaves no stale lock, and resume of the killed run goes on."""
+    rows = make_rows(300, seed=21)
+    path = write_csv(tmp_path / "nightly.csv", rows)
+    copy = tmp_path / "manual-copy.csv"
+    copy.write_bytes(path.read_bytes())
+    environ = _child_env(env, tmp_path)
+    first = _spawn(["run", "--rate", "100/s", "--quiet", str(path)], environ)
+    try:
+        _wait_accepted(sim, 10)
+        started = time.monotonic()
+        second = cli("run", "--out", tmp_path / "elsewhere", copy)
+        assert second.code == 2 and time.monotonic() - started < 5, second.err
+        assert "another bulkstatus is sending this same input" in second.err
+        assert f"pid {first.pid}" in second.err and "run folder" in second.err
+        assert not (tmp_path / "elsewhere").exists() or not list((tmp_path / "elsewhere").iterdir())
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    [folder] = list((tmp_path / "out").iterdir())
+    result = cli("resume", folder)  # the dead process's locks went with it
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)
+
+
+def test_two_resumes_of_one_folder(sim, env, tmp_path, cli):
+    """While one resume runs, a second resume of the same folder is refused (exit 2); nothing doubled."""
+    rows = make_rows(300, seed=22)
+    path = write_csv(tmp_path / "twice.csv", rows)
+    environ = _child_env(env, tmp_path)
+    killed = _spawn(["run", "--rate", "400/s", "--quiet", str(path)], environ)
+    _wait_accepted(sim, 20)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+    [folder] = list((tmp_path / "out").iterdir())
+    resumed = _spawn(["resume", "--rate", "100/s", "--quiet", str(folder)], environ)
+    try:
+        _wait_accepted(sim, len(sim.sim.state.accepted()) + 10)
+        again = cli("resume", folder)
+        assert again.code == 2, again.err
+        assert f"another bulkstatus is using the run folder {str(folder)!r} (pid {resumed.pid}" in again.err
+        _, err = resumed.communicate(timeout=60)
+        assert resumed.returncode == 0, err
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+    assert_exactly_once(sim, folder, rows)

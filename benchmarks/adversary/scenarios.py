@@ -57,6 +57,12 @@ SCENARIOS = {
     "f": Scenario("rate limit 15/s sliding, Retry-After 1; 600 rows at --rate 20/s --concurrency 8",
                   ["--rate-limit", "15"], ["--rate", "20/s", "--concurrency", "8"], rows=600, timeout=300),
     "g": Scenario("clean run (control)"),
+    "h": Scenario("as c, the server's stamps in zone-less local time +05:30 (as the docs' sample)",
+                  ["--drop-after-record", "0.3", "--local-stamps", "330"], preexisting=True),
+    "j": Scenario("every answer lost after recording, earlier run's requests exist, local stamps +05:30",
+                  ["--drop-after-record", "1.0", "--local-stamps", "330"], preexisting=True, rows=20),
+    "i": Scenario("as c, the server's stamps in zone-less local time -05:00",
+                  ["--drop-after-record", "0.3", "--local-stamps", "-300"], preexisting=True),
 }
 
 
@@ -143,7 +149,7 @@ def judge(rows: list[dict[str, str]], results: dict[Key, dict[str, str]], failed
     """(lost, wrong). Lost: no results line; or the row claims a request that the ledger does not hold while the
     ledger holds none for the customer; or the customer was never recorded and the row is not in failed.csv.
     Wrong: the row says failed/unprocessed while the ledger holds a request for it, or it names a requestId
-    other than the ledger's request(s) for it."""
+    other than the ledger's request(s) for it. A row left "in doubt" (unprocessed, for resume) is neither."""
     lost = wrong = 0
     for row in rows:
         res, ids = results.get(key(row)), ledger.get(key(row), [])
@@ -152,6 +158,8 @@ def judge(rows: list[dict[str, str]], results: dict[Key, dict[str, str]], failed
         elif res["outcome"] in DONE_WITH_ID:
             if res["requestId"] not in ids:
                 wrong, lost = (wrong + 1, lost) if ids else (wrong, lost + 1)
+        elif res["outcome"] == "unprocessed" and res["error"].startswith("in doubt"):
+            continue  # says honestly that it is not known yet; resume settles it (counted apart)
         elif res["outcome"] != "duplicate":
             if ids:
                 wrong += 1
@@ -226,7 +234,8 @@ def report_line(name: str, rows: list[dict[str, str]], results: dict[Key, dict[s
     lost, wrong = judge(rows, results, failed, ledger)
     stats = report["stats"]
     faults = {k.removeprefix("fault_"): v for k, v in stats.items() if k.startswith("fault_") and k != "fault_ok"}
-    outcomes = Counter(r["outcome"] for r in results.values())
+    outcomes = Counter("in doubt" if r["outcome"] == "unprocessed" and r["error"].startswith("in doubt")
+                       else r["outcome"] for r in results.values())
     notes = (f"creates {stats.get('creates_received', 0)}, recorded {stats.get('recorded', 0)}, faults {faults or 0}, "
              f"401s {stats.get('answered_401', 0)}, outcomes {dict(outcomes)}")
     if report["config"]["rate_limit"]:

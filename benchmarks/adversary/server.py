@@ -52,6 +52,7 @@ class Config:
     list_lag: float = 0.0
     rate_limit: int = 0
     unauthorized_after: int = 0
+    local_stamps: int | None = None  # minutes east of UTC: startTime/endTime as zone-less local time
 
 
 def iso_ms(t: datetime) -> str:
@@ -118,6 +119,17 @@ class Adversary:
     @staticmethod
     def public(item: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in item.items() if not k.startswith("_")}
+
+    def shown(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A request as the API answers it: with --local-stamps, its times as the docs' sample writes them
+        (the server's local time, to the second, no zone)."""
+        out = self.public(item)
+        if self.config.local_stamps is not None:
+            for name in ("startTime", "endTime"):
+                if out.get(name):
+                    when = datetime.fromisoformat(out[name].replace("Z", "+00:00"))
+                    out[name] = (when + timedelta(minutes=self.config.local_stamps)).strftime("%Y-%m-%dT%H:%M:%S")
+        return out
 
     def new_request(self, task: dict[str, Any], user: tuple[int, str], start: datetime, state: str) -> dict[str, Any]:
         query, body = task.get("queryParams") or {}, task.get("body") or {}
@@ -214,7 +226,7 @@ class Adversary:
             return web.json_response({"data": {"state": "AdminTask", "requestId": None}})
         status = cfg.answer_status[self.status_turn % len(cfg.answer_status)]
         self.status_turn += 1
-        return web.json_response({"data": self.public(item)}, status=status)
+        return web.json_response({"data": self.shown(item)}, status=status)
 
     async def decide(self, request: web.Request) -> web.Response:
         refused = self.refuse(request)
@@ -233,7 +245,7 @@ class Adversary:
         if user_of(request.headers["X-CAP-UI-AUTH-TOKEN"].strip())[0] == item["userId"]:
             return error(403, 4000, "The maker cannot decide their own request")
         item["state"], item["endTime"] = decision, iso_ms(datetime.now(UTC))
-        return web.json_response({"data": self.public(item)})
+        return web.json_response({"data": self.shown(item)})
 
     async def get_one(self, request: web.Request) -> web.Response:
         refused = self.refuse(request)
@@ -242,7 +254,7 @@ class Adversary:
         item = self.store.get(request.match_info["request_id"])
         if item is None or not self.visible(item):
             return error(404, 404, "Request not found")
-        return web.json_response({"data": self.public(item)})
+        return web.json_response({"data": self.shown(item)})
 
     async def list_requests(self, request: web.Request) -> web.Response:
         refused = self.refuse(request)
@@ -270,7 +282,7 @@ class Adversary:
         except ValueError:
             return error(400, 400, "Invalid limit or PageNo")
         chunk = items[page * limit:(page + 1) * limit]
-        return web.json_response({"data": [self.public(i) for i in chunk], "pagination": {
+        return web.json_response({"data": [self.shown(i) for i in chunk], "pagination": {
             "totalElements": len(items), "totalPages": -(-len(items) // limit), "numberOfElements": len(chunk),
             "number": page}})
 
@@ -319,6 +331,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-limit", type=int, default=0, metavar="N", help="creates per sliding second, 0 = none")
     p.add_argument("--preexisting", type=Path, metavar="FILE")
     p.add_argument("--unauthorized-after", type=int, default=0, metavar="N")
+    p.add_argument("--local-stamps", type=int, metavar="MINUTES",
+                   help="write startTime/endTime as zone-less local time this many minutes east of UTC (330: India)")
     p.add_argument("--ledger-out", type=Path, metavar="FILE", help="write the ledger here on shutdown")
     return p.parse_args(argv)
 
@@ -328,7 +342,7 @@ async def serve(args: argparse.Namespace) -> None:
                     answer_status=[int(s) for s in args.answer_status.split(",")], no_request_id=args.no_request_id,
                     drop_after_record=args.drop_after_record, stall_after_record=args.stall_after_record[0],
                     stall_seconds=args.stall_after_record[1], list_lag=args.list_lag, rate_limit=args.rate_limit,
-                    unauthorized_after=args.unauthorized_after)
+                    unauthorized_after=args.unauthorized_after, local_stamps=args.local_stamps)
     adversary = Adversary(config)
     if args.preexisting:
         adversary.load_preexisting(args.preexisting)

@@ -27,6 +27,7 @@ from bulkstatus.model import Outcome
 from bulkstatus.preflight import check_for_sending
 from bulkstatus.run.folder import Manifest, file_sha256, new_run_folder, unfinished_runs
 from bulkstatus.run.journal import FAILED, RESULTS, read_resume_point
+from bulkstatus.run.locks import Lock, lock_folder, lock_input, note_folder
 from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
 from bulkstatus.timestamps import iso, now_utc
 
@@ -121,28 +122,51 @@ def run(args: argparse.Namespace) -> int:
         _refuse_invalid(input_path, options)
     sha = sha256()
     out = Path(settings.get("out"))
-    if not dry_run and not args.new_run:
-        unfinished = unfinished_runs(out, sha)
-        if unfinished:
-            raise RunFolderError(
-                f"{str(unfinished[0])!r} is an unfinished run of this same file: continue it with "
-                f"`bulkstatus resume {unfinished[0]}`, or pass --new-run to start afresh"
-            )
-    started = now_utc()
-    folder = new_run_folder(out, input_path, started)
-    manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
-                        dry_run=dry_run)
-    runner_imported()
-    from bulkstatus.run.runner import Job
+    held: list[Lock] = []
+    try:
+        # Taken before the look for an unfinished run, so that two runs started together cannot both
+        # find none; a dry run sends nothing and takes none.
+        if not dry_run:
+            held.append(lock_input(sha, settings.get("org-id"), input_path))
+        if not dry_run and not args.new_run:
+            unfinished = unfinished_runs(out, sha)
+            if unfinished:
+                raise RunFolderError(
+                    f"{str(unfinished[0])!r} is an unfinished run of this same file: continue it with "
+                    f"`bulkstatus resume {unfinished[0]}`, or pass --new-run to start afresh"
+                )
+        started = now_utc()
+        folder = new_run_folder(out, input_path, started)
+        held.append(lock_folder(folder))
+        if not dry_run:
+            note_folder(held[0], folder, input_path)
+        manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
+                            dry_run=dry_run)
+        manifest.save()  # at once: an unfinished run is visible from here on
+        runner_imported()
+        from bulkstatus.run.runner import Job
 
-    job = Job(settings, input_path, manifest, options, dry_run=dry_run)
-    total = count_data_rows(input_path)
-    return _execute(job, args, total, initial=0)
+        job = Job(settings, input_path, manifest, options, dry_run=dry_run)
+        total = count_data_rows(input_path)
+        return _execute(job, args, total, initial=0)
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 def resume(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
-    manifest = Manifest.load(folder)
+    Manifest.load(folder)  # a clear message for a folder that is not a run's, before a lock file is made
+    held = [lock_folder(folder)]
+    try:
+        return _resume(args, folder, held)
+    finally:
+        for lock in reversed(held):
+            lock.release()
+
+
+def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
+    manifest = Manifest.load(folder)  # again, now that no other process can be changing it
     if manifest.dry_run:
         raise RunFolderError(f"{str(folder)!r} is a dry run: it sent nothing, so there is nothing to resume; "
                              "run the file again without --dry-run")
@@ -164,6 +188,7 @@ def resume(args: argparse.Namespace) -> int:
                              "resume needs the same file; start a new run for a new file")
     if not settings.get("sandbox"):
         check_for_sending(settings, need_credentials=True)
+    held.append(lock_input(manifest.sha256, settings.get("org-id"), input_path, folder))
     point = read_resume_point(folder)
     log.info("resuming %s: rows 1-%d complete, %d more finished, %d in doubt", folder, point.last_row,
              len(point.finished), len(point.in_doubt))

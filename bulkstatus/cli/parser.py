@@ -3,10 +3,95 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from bulkstatus import __version__
+from bulkstatus.errors import BulkStatusError, InputFileError
+from bulkstatus.input.locate import check_regular_file
+from bulkstatus.run.folder import Manifest
 from bulkstatus.settings import SECRET_NAMES, SPEC_BY_NAME, SPECS
+
+_SECRET_WORDS = ("token", "pass", "secret", "key", "auth", "jwt", "cred")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (``--ui-token`` is not ``--ui-token-file``), whose errors never echo
+    the value of an unknown flag, and which refuses an input path that is not a regular file before any
+    command opens it (a FIFO blocks, /dev/zero never ends). Subparsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        known = self._all_options()
+        # Before argparse sees them: an unknown secret flag's value would become COMMAND or INPUT.
+        for arg in argv[: argv.index("--") if "--" in argv else len(argv)]:
+            flag = arg.split("=", 1)[0]
+            if flag.startswith("-") and " " not in flag and flag not in known and _looks_secret(flag):
+                self._refuse_flag(flag, known)
+        parsed, extras = self.parse_known_args(argv, namespace)
+        flags = [a for a in extras if a.startswith("-")]
+        if flags:
+            chosen = self._subparsers_by_name().get(getattr(parsed, "command", None) or "", self)
+            chosen._refuse_flag(flags[0], chosen._all_options())
+        if extras:
+            self.error(f"unexpected argument {extras[0]!r}")
+        try:
+            if getattr(parsed, "input", None) is not None:  # run, validate
+                check_regular_file(Path(parsed.input))
+            elif getattr(parsed, "command", None) == "resume":
+                _check_resume_input(Path(parsed.folder))
+        except InputFileError as exc:
+            self.exit(2, f"bulkstatus: error: {exc}\n")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):  # argparse's own list would show values
+            message = "unrecognized arguments (values not shown)"
+        super().error(message)
+
+    def _subparsers_by_name(self) -> dict[str, Parser]:
+        return next((dict(a.choices) for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+    def _all_options(self) -> set[str]:
+        options = {option for action in self._actions for option in action.option_strings}
+        for sub in self._subparsers_by_name().values():
+            options |= sub._all_options()
+        return options
+
+    def _refuse_flag(self, arg: str, known: set[str]) -> NoReturn:
+        """Name an unknown flag, never its value (``--name=value`` is cut at the ``=``)."""
+        flag = arg.split("=", 1)[0]
+        if _looks_secret(flag):
+            name = flag.lstrip("-")
+            spec = next((SPEC_BY_NAME[s] for s in SECRET_NAMES if name in s or s in name), None)
+            fix = (f"set {spec.env} or use --{spec.name}-file" if spec else
+                   "set its BULKSTATUS_* environment variable or name a file with its --*-file flag")
+            self.exit(2, f"bulkstatus: unknown option {flag}: secrets are never taken as flags; {fix}\n")
+        close = sorted(o for o in known if o.startswith(flag))
+        hint = f"; did you mean {' or '.join(close)}?" if close else f"; see {self.prog} --help"
+        self.exit(2, f"bulkstatus: unknown option {flag} (flags are never abbreviated){hint}\n")
+
+
+def _check_resume_input(folder: Path) -> None:
+    """The input of an unfinished run, if it is there but no longer a regular file; everything else
+    about the folder (not a run's, finished, input gone) is for ``resume`` itself to say."""
+    try:
+        manifest = Manifest.load(folder)
+    except BulkStatusError:
+        return
+    if manifest.status != "finished" and not manifest.dry_run and os.path.exists(manifest.input):
+        check_regular_file(Path(manifest.input), fix="put the run's input file back to resume")
+
+
+def _looks_secret(flag: str) -> bool:
+    return any(word in flag.lower() for word in _SECRET_WORDS)
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None) -> None:
@@ -49,7 +134,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bulkstatus",
         description="Change the status of many loyalty customers through Capillary's maker-checker API.",
     )

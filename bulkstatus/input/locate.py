@@ -7,16 +7,36 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
+import stat
 from pathlib import Path
 
 from bulkstatus.errors import InputFileError
 
-__all__ = ["csv_error", "decode_error", "file_error"]
+__all__ = ["check_regular_file", "csv_error", "decode_error", "file_error"]
 
 
 def file_error(path: Path, what: str) -> InputFileError:
     """An error about the input file: its path, then what is wrong with it and the fix."""
     return InputFileError(f"{path}: {what}")
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular_file(path: Path, fix: str = "give a CSV file") -> None:
+    """Refuse an input that is not a regular file, by os.stat alone: opening a FIFO blocks and reading
+    /dev/zero never ends, so this must come before anything opens the path."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputFileError(f"input file {str(path)!r} does not exist: check the path") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot examine {str(path)!r} ({exc.strerror}): check the path") from None
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _KINDS if test(mode)), "a special file")
+        raise InputFileError(f"{path} is {kind}, not a file: {fix}")
 
 
 def decode_error(path: Path, encoding: str) -> InputFileError:
