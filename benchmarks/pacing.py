@@ -91,7 +91,8 @@ class Recorder:
             return web.json_response({"errors": [{"code": 429, "message": "throttled"}]}, status=429,
                                      headers={"Retry-After": sc.retry_after})
         if sc.error_rate and self.rng.random() < sc.error_rate:
-            return web.json_response({"errors": [{"code": 503, "message": "try later"}]}, status=503)
+            return web.json_response({"errors": [{"code": 4001, "message": "Authorization status unavailable"}]},
+                                     status=503)  # the API's retryable 503; a bare one would be looked up first
         return web.Response(body=CREATED.encode(), content_type="application/json")
 
 
