@@ -124,13 +124,15 @@ def test_kill_9_then_resume_sends_each_row_exactly_once(sim, env, tmp_path, cli,
     assert summary["counts"]["submitted"] == 300
 
 
-def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli):
-    """SIGTERM: exit 130, the rest `unprocessed` in failed.csv, and resume finishes the run."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, signum):
+    """SIGTERM, and SIGHUP (the terminal closed): exit 130, the rest `unprocessed` in failed.csv, and resume
+    finishes the run."""
     rows = make_rows(400, seed=9)
     path = write_csv(tmp_path / "term.csv", rows)
     proc = _spawn(["run", "--rate", "200/s", str(path)], _child_env(env, tmp_path))
     _wait_accepted(sim, 40)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     folder = Path(out.strip().splitlines()[-1])
@@ -298,6 +300,16 @@ def test_failed_look_up_leaves_the_run_resumable(sim, env, tmp_path, cli):
     assert_exactly_once(sim, first.folder, rows)
     summary = json.loads((first.folder / "summary.json").read_text())
     assert summary["status"] == "finished"
+    # The whole run in its summary and its log: both sessions, summed.
+    assert [s["status"] for s in summary["sessions"]] == ["incomplete", "finished"]
+    assert summary["requestsStarted"] == run["requestsStarted"] == 30  # the resume only looked up
+    assert summary["lookupCalls"] == run["lookupCalls"] + summary["sessions"][1]["lookupCalls"]
+    assert summary["adoptedAfterLostAnswer"] == 30
+    log_lines = (first.folder / "run.log").read_text().splitlines()
+    assert [line.split(" ")[2] for line in log_lines if " INFO run: input " in line
+            or " INFO resume: input " in line] == ["run:", "resume:"]
+    ended = [line for line in log_lines if " ended: status " in line]
+    assert len(ended) == 2 and "status incomplete, exit 1" in ended[0] and "status finished, exit 0" in ended[1]
 
 
 def test_overlapping_runs_of_one_input_refuse_at_once(sim, env, tmp_path, cli):

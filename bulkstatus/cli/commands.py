@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
         job = Job(settings, input_path, manifest, options, dry_run=dry_run)
         total = count_data_rows(input_path)
-        return _execute(job, args, total, initial=0)
+        return _execute(job, args, total, initial=0, session="dry run" if dry_run else "run")
     finally:
         for lock in reversed(held):
             lock.release()
@@ -195,7 +197,7 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     from bulkstatus.run.runner import Job
 
     job = Job(settings, input_path, manifest, read_options(settings), resume=point)
-    return _execute(job, args, count_data_rows(input_path), initial=point.last_row)
+    return _execute(job, args, count_data_rows(input_path), initial=point.last_row, session="resume")
 
 
 def _refuse_invalid(path: Path, options: ReadOptions) -> None:
@@ -207,21 +209,30 @@ def _refuse_invalid(path: Path, options: ReadOptions) -> None:
                              f"see `bulkstatus validate {path}`")
 
 
-def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int) -> int:
+def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int, session: str) -> int:
     progress = Progress(total, bool(job.settings.get("quiet")), initial=initial)
     job.on_result = progress
     job.expected_rows = total or 0
     file_log = logs.log_to_file(job.manifest.folder / "run.log")
+    rate = job.settings.get("rate")
+    log.info("%s: input %s (%s rows, SHA-256 %s), rate %s, run folder %s",
+             session, job.input_path, total if total is not None else "?",
+             job.manifest.sha256[:12], rate.text if rate else "?", job.manifest.folder)
     try:
         with progress.logging():
             report, status = asyncio.run(_run_with_signals(job, args))
     except asyncio.CancelledError:
         # A second Ctrl-C / SIGTERM: the journal is flushed and synced, nothing else is written.
         progress.close()
+        log.warning("stopped at once: status interrupted, exit %d; resume continues the run",
+                    ExitStatus.INTERRUPTED)
         print(f"bulkstatus: stopped at once; continue with: bulkstatus resume {job.manifest.folder}",
               file=sys.stderr)
         print(job.manifest.folder)
         return ExitStatus.INTERRUPTED
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()) if v)
+        log.info("ended: status %s, exit %d (%s)", job.manifest.status, status, counts or "no rows")
     finally:
         progress.close()
         logging.getLogger("bulkstatus").removeHandler(file_log)
@@ -257,6 +268,8 @@ def _install_signals(runner: Run) -> None:
     main_task = asyncio.current_task()
 
     def on_signal(name: str) -> None:
+        if name == "SIGHUP":
+            _leave_terminal()
         if runner.stop.interrupted:
             log.warning("%s again: stopping at once; `bulkstatus resume %s` continues the run", name,
                         runner.job.manifest.folder)
@@ -267,9 +280,23 @@ def _install_signals(runner: Run) -> None:
         log.warning("%s: starting no new rows; in-flight requests have %.0f s to finish (again to stop "
                     "at once)", name, runner.job.settings.get("grace"))
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP (the terminal closed, an ssh session dropped) stops like SIGTERM: files complete, resumable.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def _leave_terminal() -> None:
+    """After a hang-up, what went to the terminal goes nowhere (a write to a hung-up terminal fails, and
+    must not stop the run half-way); a pipe or a file (a cron log) keeps its lines. run.log has them all."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if stat.S_ISCHR(os.fstat(fd).st_mode):
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _print_summary(report: RunReport, job: Job) -> None:

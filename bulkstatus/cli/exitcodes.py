@@ -14,7 +14,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # usage, configuration or unreadable input; nothing sent
     ABORTED = 3  # a systemic failure stopped the run
     PENDING = 4  # track: some requests still pending
-    INTERRUPTED = 130  # SIGINT / SIGTERM
+    INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: a clean stop, resumable
 
 
 def run_exit_status(counts: Mapping[str, int], interrupted: bool, aborted: bool) -> ExitStatus:

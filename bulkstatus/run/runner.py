@@ -26,7 +26,7 @@ from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.control import Health, RunWatch, StopControl
 from bulkstatus.run.doubt import DoubtResolver, row_key
-from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, write_json
+from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, read_json, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
 from bulkstatus.run.pending import PendingIndex, pending_check
 from bulkstatus.run.sender import Sender
@@ -282,31 +282,66 @@ class Run:
         return report
 
 
+# What summary.json adds up over the sessions of a run (the first run and each resume).
+SUMMED = ("durationSeconds", "requestsStarted", "retries", "throttled", "authRefreshes", "adoptedAfterLostAnswer",
+          "lookupCalls")
+
+
 def write_summary(job: Job, report: RunReport, status: str) -> None:
+    """summary.json for the whole run: outcome counts as the files hold them, and the figures of every
+    session (`sessions`) summed; a session ended by kill -9 wrote none, so its figures are missing."""
     duration = report.duration
     rate = job.settings.get("rate")
-    write_json(job.manifest.folder / SUMMARY, {
-        "status": status,
-        "counts": {o.value: report.counts.get(o.value, 0) for o in Outcome},
-        "rows": sum(report.counts.values()),
+    path = job.manifest.folder / SUMMARY
+    session = {
         "startedAt": iso(report.started),
         "endedAt": iso(report.ended),
-        "originalStartedAt": job.manifest.started_at,
+        "status": status,
         "durationSeconds": round(duration, 3),
         "requestsStarted": report.requests_started,
-        "achievedRatePerSecond": round(report.requests_started / duration, 3) if duration > 0 else None,
-        "configuredRate": rate.text if rate is not None else None,
-        "effectiveRatePerSecond": (None if report.effective_rate in (None, float("inf"))
-                                   else round(report.effective_rate or 0.0, 3)),
         "retries": report.retries,
         "throttled": report.throttled,
-        "serverAllowedRatePerSecond": None if report.server_allowed is None else round(report.server_allowed, 3),
         "authRefreshes": report.auth_refreshes,
         "adoptedAfterLostAnswer": report.adopted,
         "lookupCalls": report.lookups,
-        "inDoubt": report.in_doubt,
         "abortReason": report.abort_reason,
+    }
+    sessions = [*_earlier_sessions(path), session]
+    totals = {name: sum(s.get(name) or 0 for s in sessions) for name in SUMMED}
+    totals["durationSeconds"] = round(totals["durationSeconds"], 3)
+    sent_for = totals["durationSeconds"]
+    write_json(path, {
+        "status": status,
+        "counts": {o.value: report.counts.get(o.value, 0) for o in Outcome},
+        "rows": sum(report.counts.values()),
+        "inDoubt": report.in_doubt,
+        "startedAt": sessions[0]["startedAt"],
+        "endedAt": iso(report.ended),
+        "originalStartedAt": job.manifest.started_at,
+        **totals,
+        "achievedRatePerSecond": round(totals["requestsStarted"] / sent_for, 3) if sent_for > 0 else None,
+        "configuredRate": rate.text if rate is not None else None,
+        "effectiveRatePerSecond": (None if report.effective_rate in (None, float("inf"))
+                                   else round(report.effective_rate or 0.0, 3)),
+        "serverAllowedRatePerSecond": None if report.server_allowed is None else round(report.server_allowed, 3),
+        "abortReason": report.abort_reason,
+        "sessions": sessions,
         "input": {"path": job.manifest.input, "sha256": job.manifest.sha256},
         "dryRun": job.dry_run,
         "settings": job.settings.public(),
     })
+
+
+def _earlier_sessions(path: Path) -> list[dict[str, Any]]:
+    """The sessions an earlier summary.json of this run folder recorded (none for a new run)."""
+    try:
+        earlier = read_json(path)
+    except (OSError, ValueError):
+        return []
+    if not isinstance(earlier, dict):
+        return []
+    sessions = earlier.get("sessions")
+    if isinstance(sessions, list):
+        return [s for s in sessions if isinstance(s, dict)]
+    # A summary written before sessions were kept: its figures are one session's.
+    return [{name: earlier.get(name) for name in (*SUMMED, "startedAt", "endedAt", "status")}]
