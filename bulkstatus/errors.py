@@ -25,10 +25,18 @@ class RunFolderError(BulkStatusError):
 class RunAborted(BulkStatusError):
     """A systemic failure stopped the run (exit 3); files were written, the rest is `unprocessed`.
 
-    ``cause``: what kind of thing must be fixed: ``credentials``, ``tls``, ``proxy``, ``config``, or
+    ``cause``: what kind of thing must be fixed: ``credentials``, ``tls``, ``proxy``, ``config``, ``disk``, or
     ``endpoint`` (the API answered in a way no retry changes: a wrong URL, missing access, a bad query).
     """
 
     def __init__(self, message: str, cause: str = "endpoint") -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class OutputError(RunAborted):
+    """A file of the run folder could not be written (a full disk, an I/O error): the run stops (exit 3)
+    and resume continues it once the cause is gone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "disk")

@@ -38,6 +38,9 @@ _filter = SecretFilter(())
 
 
 def setup(verbose: bool, quiet: bool) -> None:
+    # A log line that cannot be written (a full disk under run.log, a hung-up terminal) is dropped, not
+    # turned into a traceback on the terminal; the run's own files report write failures themselves.
+    logging.raiseExceptions = False
     root = logging.getLogger("bulkstatus")
     root.handlers.clear()
     root.setLevel(logging.DEBUG)

@@ -360,3 +360,70 @@ def test_two_resumes_of_one_folder(sim, env, tmp_path, cli):
         if resumed.poll() is None:
             resumed.kill()
     assert_exactly_once(sim, folder, rows)
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:  # in the child: writes past `limit` bytes fail (EFBIG), as on a full disk
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("limit", [4_000, 15_000, 30_000])
+def test_full_disk_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, limit):
+    """Writes start failing part way (the journal, results.csv or failed.csv reaching the limit first):
+    exit 3 with one line naming the file and the fix, no traceback; no request goes out whose in-flight
+    line was not written; after "freeing space", resume gives every row once, in order, no torn line."""
+    rows = make_rows(300, seed=limit)
+    path = write_csv(tmp_path / "full.csv", rows)
+    environ = _child_env(env, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "bulkstatus", "run", "--rate", "0", "--quiet", str(path)],
+                            env=environ, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=environ["_CWD"], preexec_fn=_file_size_limit(limit))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err and "internal error" not in err
+    [line] = [x for x in err.splitlines() if "cannot write" in x]
+    assert "free space on the disk of" in line and "then `bulkstatus resume" in line
+    [folder] = list((tmp_path / "out").iterdir())
+    sent = len(sim.sim.state.accepted())
+    journal = (folder / "journal.jsonl").read_bytes()
+    in_flight = {json.loads(x)["s"] for x in journal.splitlines() if x.startswith(b'{"s"') and x.endswith(b"}")}
+    assert sent <= len(in_flight), "a request went out whose in-flight line was not written"
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)
+    raw = (folder / "results.csv").read_bytes()
+    assert raw.count(b"\r\n") == 301 and raw.endswith(b"\r\n")
+
+
+def test_input_rewritten_during_the_run_stops_it(sim, env, tmp_path, cli):
+    """The input rewritten in place (`> file`) while the run reads it: exit 3 at the next read, one line;
+    the rows sent so far stay recorded; resume refuses until the original content is back, then finishes:
+    no customer of the other content is sent, none of the original twice."""
+    rows = make_rows(3000, seed=31)
+    path = write_csv(tmp_path / "export.csv", rows)
+    original = path.read_bytes()
+    proc = _spawn(["run", "--rate", "300/s", "--quiet", str(path)], _child_env(env, tmp_path))
+    try:
+        _wait_accepted(sim, 50)
+        other = make_rows(3000, seed=32)
+        write_csv(path, other)  # truncated and rewritten, as an export job does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    [line] = [x for x in err.splitlines() if "changed while the run read it" in x]
+    assert "put the original file back, then `bulkstatus resume" in line
+    sent = {r.identifier_value for r in sim.sim.state.accepted()}
+    assert sent <= {r[1] for r in rows}, "a row of the rewritten file was sent"
+    [folder] = list((tmp_path / "out").iterdir())
+    refused = cli("resume", folder)
+    assert refused.code == 2 and "changed since the run started" in refused.err
+    path.write_bytes(original)
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)

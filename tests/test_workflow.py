@@ -241,3 +241,20 @@ def test_track_refuses_an_unfinished_run(sim, env, cli, tmp_path):
     result = cli("track", folder)
     assert result.code == 2
     assert "bulkstatus resume" in result.err and sim.sim.state.stats()["list_calls"] == 0
+
+
+def test_approve_only_matches_values_results_csv_guards(sim, env, cli, tmp_path):
+    """A `+` mobile or an `@` id is written `="..."` in results.csv (no formula in a spreadsheet); approve
+    --only with the original input still finds those rows, and approvals.csv guards them the same way."""
+    rows = [("mobile", "+919853464010", "Suspended", "x"), ("mobile", "919853464012", "Suspended", "x"),
+            ("externalId", "@list", "Suspended", "x")]
+    path = write_csv(tmp_path / "guarded.csv", rows)
+    run = cli("run", path)
+    assert run.code == 0, run.err
+    approve = cli("approve", run.folder, "--decision", "approved", "--message", "ok", "--yes", "--only", path,
+                  "--ui-token-file", checker_token(tmp_path))
+    assert approve.code == 0, approve.err
+    assert "match no submitted request" not in approve.err
+    decided = read_csv(run.folder / "approvals.csv")
+    assert {d["identifierValue"] for d in decided} == {'="+919853464010"', '="@list"', "919853464012"}
+    assert {r.state for r in sim.sim.state.accepted()} == {"approved"}

@@ -27,7 +27,7 @@ from bulkstatus.input.sniff import ReadOptions
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
 from bulkstatus.preflight import check_for_sending
-from bulkstatus.run.folder import Manifest, file_sha256, new_run_folder, unfinished_runs
+from bulkstatus.run.folder import Identity, Manifest, hash_input, new_run_folder, unfinished_runs
 from bulkstatus.run.journal import FAILED, RESULTS, read_resume_point
 from bulkstatus.run.locks import Lock, lock_folder, lock_input, note_folder
 from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
@@ -101,11 +101,11 @@ def _import_runner_in_background() -> Callable[[], Any]:
     return future.result
 
 
-def _sha256_in_background(path: Path) -> Callable[[], str]:
+def _sha256_in_background(path: Path) -> Callable[[], tuple[str, Identity]]:
     """Start the input's SHA-256 in a thread and return what waits for it: hashing releases the GIL,
     so a million rows are hashed while their structure is checked, not after (0.05 s off the start)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-    future = pool.submit(file_sha256, path)
+    future = pool.submit(hash_input, path)
     pool.shutdown(wait=False)
     return future.result
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         check_for_sending(settings, need_credentials=not dry_run)
     if args.strict:
         _refuse_invalid(input_path, options)
-    sha = sha256()
+    sha, input_identity = sha256()
     out = Path(settings.get("out"))
     held: list[Lock] = []
     try:
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         runner_imported()
         from bulkstatus.run.runner import Job
 
-        job = Job(settings, input_path, manifest, options, dry_run=dry_run)
+        job = Job(settings, input_path, manifest, options, dry_run=dry_run, input_identity=input_identity)
         total = count_data_rows(input_path)
         return _execute(job, args, total, initial=0, session="dry run" if dry_run else "run")
     finally:
@@ -185,7 +185,8 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     input_path = Path(manifest.input)
     if not input_path.is_file():
         raise RunFolderError(f"the run's input {manifest.input!r} is gone: put it back to resume")
-    if file_sha256(input_path) != manifest.sha256:
+    sha, input_identity = hash_input(input_path)
+    if sha != manifest.sha256:
         raise RunFolderError(f"the input {manifest.input!r} changed since the run started (SHA-256 differs): "
                              "resume needs the same file; start a new run for a new file")
     if not settings.get("sandbox"):
@@ -196,7 +197,7 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
              len(point.finished), len(point.in_doubt))
     from bulkstatus.run.runner import Job
 
-    job = Job(settings, input_path, manifest, read_options(settings), resume=point)
+    job = Job(settings, input_path, manifest, read_options(settings), resume=point, input_identity=input_identity)
     return _execute(job, args, count_data_rows(input_path), initial=point.last_row, session="resume")
 
 

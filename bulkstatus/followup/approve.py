@@ -24,7 +24,9 @@ from typing import Any
 from bulkstatus.api.calls import Caller, open_caller
 from bulkstatus.api.listing import PENDING, current_states, for_each, window_start
 from bulkstatus.errors import InputFileError, RunAborted, RunFolderError
+from bulkstatus.input.rules import normalise
 from bulkstatus.model import Outcome, canonical_name
+from bulkstatus.run.cells import spreadsheet_safe
 from bulkstatus.run.folder import Manifest
 from bulkstatus.run.journal import RESULTS, csv_writer
 from bulkstatus.settings import Settings
@@ -75,7 +77,8 @@ def read_only_file(path: Path) -> tuple[set[str], set[tuple[str, str]]]:
                 return {row[at].strip() for row in reader if len(row) > at and row[at].strip()}, set()
             if "identifiername" in header and "identifiervalue" in header:
                 name_at, value_at = header.index("identifiername"), header.index("identifiervalue")
-                return set(), {(canonical_name(row[name_at]), row[value_at]) for row in reader
+                # As the run read them: an input's `="00123"` and results.csv's `="+91..."` are the values inside.
+                return set(), {(canonical_name(normalise(row[name_at])), normalise(row[value_at])) for row in reader
                                if len(row) > max(name_at, value_at)}
     except OSError as exc:
         raise InputFileError(f"--only: cannot read {str(path)!r} ({exc.strerror}): check the path") from None
@@ -99,7 +102,8 @@ def read_targets(folder: Path, only: Path | None) -> tuple[list[Target], int]:
             request_id = row.get("requestId") or ""
             if row.get("outcome") != Outcome.SUBMITTED or not request_id:
                 continue
-            pair = (canonical_name(row.get("identifierName") or ""), row.get("identifierValue") or "")
+            pair = (canonical_name(normalise(row.get("identifierName") or "")),
+                    normalise(row.get("identifierValue") or ""))  # results.csv may guard a cell: `="+91..."`
             if only is not None:
                 if request_id not in ids if ids else pair not in pairs:
                     continue
@@ -138,7 +142,8 @@ class _Journal:
 
     def write(self, target: Target, decision: str, status: int | None, state: str, code: str,
               error: str) -> None:
-        self._writer.writerow((target.request_id, target.row, target.identifier_name, target.identifier_value,
+        self._writer.writerow((target.request_id, target.row, spreadsheet_safe(target.identifier_name),
+                               spreadsheet_safe(target.identifier_value),
                                decision, "" if status is None else status, state, code, error, stamp_ms()))
         self._fh.flush()
 

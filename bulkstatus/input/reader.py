@@ -155,6 +155,10 @@ class InputReader:
                 out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
 
+    def fileno(self) -> int:
+        """The open file's descriptor (to tell whether the file changed under the reader)."""
+        return self._binary.fileno()
+
     def close(self) -> None:
         if self._text is not None:
             self._text.detach()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -30,15 +31,48 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# What tells that a file changed under a reader: the same inode, size and times.
+Identity = tuple[int, int, int, int, int]
+
+
+def identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def hash_input(path: Path) -> tuple[str, Identity]:
+    """The input's SHA-256 and its identity while it was hashed; InputFileError when it changed meanwhile
+    (an export job rewriting it), since the hash would then name bytes no reader sees."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            before = identity(os.fstat(fh.fileno()))
+            while block := fh.read(1 << 20):
+                digest.update(block)
+            after = identity(os.fstat(fh.fileno()))
+    except OSError as exc:
+        raise InputFileError(f"cannot read {str(path)!r} ({exc.strerror}): check the path") from None
+    if before != after:
+        raise InputFileError(f"{str(path)!r} changed while it was being read: wait until whatever writes it "
+                             "has finished, then run it again")
+    return digest.hexdigest(), before
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(dumps(data))
-        fh.write(b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(dumps(data))
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # the old file is still whole
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        from bulkstatus.run.journal import output_error
+
+        raise output_error(path, exc) from None
 
 
 def read_json(path: Path) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import os
 import time
@@ -27,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bulkstatus.errors import OutputError
 from bulkstatus.jsonio import dumps, loads
 from bulkstatus.logs import scrub
 from bulkstatus.model import RETRYABLE_OUTCOMES, Outcome, Result, Row
+from bulkstatus.run.cells import spreadsheet_safe as safe  # no formula cells (see cells.py)
 
 RESULT_COLUMNS = (
     "row", "identifierName", "identifierValue", "label", "reason", "outcome", "requestId", "state",
@@ -96,14 +99,55 @@ def _journal_lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield item
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = f"free space on the disk of {str(path.parent)!r}"
+    else:
+        fix = f"check the disk of {str(path.parent)!r}"
+    return OutputError(f"cannot write {str(path)!r} ({reason}): {fix}, then `bulkstatus resume {path.parent}`")
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A journal whose last write was cut short ends in part of a line: cut it back to its last full
+    line, so that what is appended next is not glued to it (that part recorded nothing)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else None)
+        if keep is None:  # no line end in the last 64 KiB: scan from the start
+            fh.seek(0)
+            keep = fh.read().rfind(b"\n") + 1
+        fh.truncate(keep)
+
+
 def read_resume_point(folder: Path) -> ResumePoint:
     """Scan the journal twice: find the last checkpoint, then the rows after it."""
     point = ResumePoint()
     path = folder / JOURNAL
     if not path.exists():
         return point
+    # A checkpoint counts only if the CSV files hold the bytes it names (a sync that failed, a file
+    # cut short by hand): the last one that they do.
+    sizes = [_size(folder / RESULTS), _size(folder / FAILED)]
     for item in _journal_lines(path):
-        if "k" in item:
+        if "k" in item and item["rb"] <= sizes[0] and item["fb"] <= sizes[1]:
             point.last_row, point.results_bytes, point.failed_bytes = item["k"], item["rb"], item["fb"]
             point.counts = Counter(item.get("n", {}))
     for item in _journal_lines(path):
@@ -131,6 +175,8 @@ class Recorder:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         point = resume or ResumePoint()
+        self.failure: OutputError | None = None  # the first write that failed; nothing is written after it
+        _drop_torn_tail(folder / JOURNAL)
         self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._results = self._open_csv(folder / RESULTS, point.results_bytes, RESULT_COLUMNS)
         self._failed = self._open_csv(folder / FAILED, point.failed_bytes, FAILED_COLUMNS)
@@ -178,9 +224,9 @@ class Recorder:
         The time lets a resume look the row up among the requests created since, not all of the run's.
         """
         now = time.time()
-        self._sent.add(row_number)
         self._journal_buf.append(b'{"s":%d,"t":%.3f}\n' % (row_number, now))
-        self._write_journal()
+        self._write_journal()  # OutputError when it cannot be written: then the request is not sent
+        self._sent.add(row_number)
         return now
 
     def note_maker(self, maker: Any, stamp_offset: float | None) -> None:
@@ -213,24 +259,40 @@ class Recorder:
     def _write_rows(self, result: Result) -> None:
         row = result.row
         self.counts[str(result.outcome)] += 1
+        name, value, label, reason, error = (safe(row.identifier_name), safe(row.identifier_value),
+                                             safe(row.label), safe(row.reason), safe(result.error))
         self._results_csv.writerow((
-            row.number, row.identifier_name, row.identifier_value, row.label, row.reason,
+            row.number, name, value, label, reason,
             str(result.outcome), result.request_id, result.state,
-            "" if result.http_status is None else result.http_status, result.error_code, result.error,
+            "" if result.http_status is None else result.http_status, result.error_code, error,
             result.attempts, result.finished_at,
         ))
         if result.outcome is Outcome.UNPROCESSED and row.number in self._sent:
             self.in_doubt += 1
         elif result.outcome in RETRYABLE_OUTCOMES:
             self._failed_csv.writerow((
-                row.identifier_name, row.identifier_value, row.label, row.reason, row.number,
-                str(result.outcome), result.error,
+                name, value, label, reason, row.number,
+                str(result.outcome), error,
             ))
 
     def _write_journal(self) -> None:
         if self._journal_buf:
-            os.write(self._journal, b"".join(self._journal_buf))
+            self._write_all(self._journal, b"".join(self._journal_buf), JOURNAL)
             self._journal_buf.clear()
+
+    def _write_all(self, fd: int, data: bytes, name: str) -> None:
+        """Every byte, or OutputError: a short write is followed up, a failed one stops the run. After a
+        failure nothing more is written (the next checkpoint could claim bytes that are not there); resume
+        cuts the files back to the last checkpoint and drops a torn journal line."""
+        if self.failure is not None:
+            raise self.failure
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            self.failure = output_error(self.folder / name, exc)
+            raise self.failure from None
 
     def flush(self) -> None:
         """Write the batch: outcomes to the journal first, then the CSV lines, then a checkpoint."""
@@ -240,10 +302,10 @@ class Recorder:
 
     def _write_batch(self) -> None:
         self._write_journal()
-        for fd, buf in ((self._results, self._results_buf), (self._failed, self._failed_buf)):
+        for fd, buf, name in ((self._results, self._results_buf, RESULTS), (self._failed, self._failed_buf, FAILED)):
             data = buf.getvalue()
             if data:
-                os.write(fd, data.encode("utf-8"))
+                self._write_all(fd, data.encode("utf-8"), name)
                 buf.seek(0)
                 buf.truncate()
         if self._frozen:
@@ -259,14 +321,25 @@ class Recorder:
 
     def sync(self) -> None:
         """Force what was written onto the disk (run on a timer, off the event loop)."""
-        for fd in (self._journal, self._results, self._failed):
-            os.fsync(fd)
+        for fd, name in ((self._journal, JOURNAL), (self._results, RESULTS), (self._failed, FAILED)):
+            try:
+                os.fsync(fd)
+            except OSError as exc:  # a network filesystem may say it only now
+                if self.failure is None:
+                    self.failure = output_error(self.folder / name, exc)
+                raise self.failure from None
 
     def close(self) -> None:
+        """Flush, sync and close; raises the OutputError of a write that failed (the files are closed)."""
         if self._closed:
             return
-        self.flush()
-        self.sync()
-        for fd in (self._journal, self._results, self._failed):
-            os.close(fd)
-        self._closed = True
+        try:
+            if self.failure is None:
+                self.flush()
+                self.sync()
+        finally:
+            for fd in (self._journal, self._results, self._failed):
+                os.close(fd)
+            self._closed = True
+        if self.failure is not None:
+            raise self.failure

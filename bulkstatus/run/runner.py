@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,14 +20,14 @@ from typing import Any
 
 from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
-from bulkstatus.errors import InputFileError
+from bulkstatus.errors import InputFileError, OutputError
 from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.control import Health, RunWatch, StopControl
 from bulkstatus.run.doubt import DoubtResolver, row_key
-from bulkstatus.run.folder import REQUESTS, SUMMARY, Manifest, read_json, write_json
+from bulkstatus.run.folder import REQUESTS, SUMMARY, Identity, Manifest, identity, read_json, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
 from bulkstatus.run.pending import PendingIndex, pending_check
 from bulkstatus.run.sender import Sender
@@ -48,6 +49,7 @@ class Job:
     dry_run: bool = False
     on_result: Callable[[Result], None] = lambda result: None
     expected_rows: int = 0  # a line count of the input: sizes the duplicate index once, up front
+    input_identity: Identity | None = None  # the input as it was hashed: a change while reading stops the run
 
 
 @dataclass
@@ -112,7 +114,10 @@ class Run:
                 self._grace_timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            self._recorder.close()
+            try:
+                self._recorder.close()
+            except OutputError as exc:
+                self.stop.abort(str(exc))
             if self._requests_file is not None:
                 self._requests_file.close()
         return self._finish()
@@ -167,6 +172,12 @@ class Run:
                     # Found part-way through a large file, after rows were sent: stop like any abort,
                     # so that what was sent is recorded; the rows past the problem have no line.
                     self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
+                    return
+                # Checked after each read, before its rows are used: a chunk read after a change is dropped.
+                if job.input_identity is not None and identity(os.fstat(reader.fileno())) != job.input_identity:
+                    self.stop.abort(f"the input {str(job.input_path)!r} changed while the run read it (past row "
+                                    f"{self._rows_seen}): the rows sent so far are recorded; put the original "
+                                    f"file back, then `bulkstatus resume {job.manifest.folder}`")
                     return
                 if chunk is None:
                     return
@@ -226,7 +237,10 @@ class Run:
             self._record(result)
 
     def _record(self, result: Result) -> None:
-        self._recorder.record(result)
+        try:
+            self._recorder.record(result)
+        except OutputError as exc:  # the files stop where they were written whole; resume goes on
+            self.stop.abort(str(exc))
         self.job.on_result(result)
 
     async def _process(self, row: Row, in_doubt: float | None) -> Result:
@@ -244,16 +258,19 @@ class Run:
         last_sync = loop.time()
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            self._recorder.flush()
+            try:
+                self._recorder.flush()
+                if loop.time() - last_sync >= SYNC_EVERY:
+                    last_sync = loop.time()
+                    await asyncio.to_thread(self._recorder.sync)
+            except OutputError as exc:
+                self.stop.abort(str(exc))
             if self.stop.stopping and self._grace_timer is None:
                 self._grace_timer = loop.call_later(self.job.settings.get("grace"), self._grace_expired)
             if self._health is not None and self._health.exhausted():
                 self.stop.abort(f"most requests have failed with retryable errors for over "
                                 f"{self._health.bound:.0f} s: the API looks unavailable; "
                                 "resume the run when it is back")
-            if loop.time() - last_sync >= SYNC_EVERY:
-                await asyncio.to_thread(self._recorder.sync)
-                last_sync = loop.time()
 
     def _finish(self) -> RunReport:
         ended = now_utc()
@@ -277,8 +294,11 @@ class Run:
         status = ("aborted" if report.abort_reason else "interrupted" if report.interrupted
                   else "incomplete" if report.counts.get(Outcome.UNPROCESSED.value) else "finished")
         self.job.manifest.status = status
-        self.job.manifest.save()
-        write_summary(self.job, report, status)
+        try:
+            self.job.manifest.save()
+            write_summary(self.job, report, status)
+        except OutputError as exc:  # the run's files say what was done; this one says why it stopped
+            report.abort_reason = report.abort_reason or str(exc)
         return report
 
 
