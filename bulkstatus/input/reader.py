@@ -25,7 +25,15 @@ from typing import Any, Self
 import pandas as pd
 
 from bulkstatus.input.locate import csv_error, decode_error
-from bulkstatus.input.rules import TRIM_CHARS, CheckedRow, RowRules, check_row, shape_problem
+from bulkstatus.input.rules import (
+    EDGE_CHARS,
+    TRIM_CHARS,
+    CheckedRow,
+    RowRules,
+    check_row,
+    normalise,
+    shape_problem,
+)
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 
@@ -154,6 +162,52 @@ class InputReader:
                 shape = shape_problem(count, width, at_least=count == width + _SENTINELS)
                 out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
+
+    def rest(self, after: int) -> Iterator[tuple[int, str, str, str, str]]:
+        """The rows numbered after ``after``, read again from the start with the csv module alone (pandas
+        parses with it too, so the cells are the same) and numbered as iterating does: for recording the
+        rows a stopped run did not reach, a million in a few seconds. Each is (number, identifierName,
+        identifierValue, label, reason) as check_row gives them (trimmed, Excel guards unwrapped, defaults
+        filled); no row is checked, as none of them is sent."""
+        self._binary.seek(0)
+        text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
+        at = [self._index.get(c) for c in COLUMNS]
+        width = 1 + max(i for i in at if i is not None)
+        positions = [i if i is not None else width for i in at]  # an absent column reads the padding ""
+        label_default = self.options.default_label or ""
+        reason_default = self.options.default_reason or ""
+        edge, trim = EDGE_CHARS, TRIM_CHARS
+        number = 0
+        header = True
+        try:
+            plain = positions == [0, 1, 2, 3]
+            for cells in csv.reader(text, delimiter=self.delimiter, quotechar='"'):
+                first = cells[0] if cells else ""
+                if not (first and first[0] not in TRIM_CHARS) and not "".join(cells).strip(TRIM_CHARS):
+                    continue  # blank: not a row, as when iterating
+                if header:
+                    header = False
+                    continue
+                number += 1
+                if number <= after:
+                    continue
+                if plain and len(cells) == 4:
+                    name, value, label, reason = cells
+                else:
+                    if len(cells) <= width:
+                        cells += [""] * (width + 1 - len(cells))
+                    name, value, label, reason = (cells[i] for i in positions)
+                if not (name and value and label and reason) or (
+                        name[0] in edge or value[0] in edge or label[0] in edge or reason[0] in edge
+                        or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
+                    name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
+                yield number, name, value, label or label_default, reason or reason_default
+        except UnicodeDecodeError:
+            raise decode_error(self.path, self.encoding) from None
+        except csv.Error:
+            raise csv_error(self.path, self.encoding, self.delimiter) from None
+        finally:
+            text.detach()
 
     def fileno(self) -> int:
         """The open file's descriptor (to tell whether the file changed under the reader)."""

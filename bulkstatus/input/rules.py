@@ -39,7 +39,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_IN_REASON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE = r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
 _CONTROL_IN_IDENTIFIER = re.compile(f"[{_INVISIBLE}]")
-_EDGE = TRIM_CHARS + "="  # a value starting with one of these may need normalise()
+EDGE_CHARS = _EDGE = TRIM_CHARS + "="  # a value starting with one of these may need normalise()
 _CONTROL_NAMES = {"\t": "tab", "\n": "line break", "\r": "carriage return", "\x00": "NUL"}
 
 # Names people write for the documented identifiers, for the did-you-mean only (never accepted).

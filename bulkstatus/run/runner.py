@@ -35,6 +35,7 @@ from bulkstatus.settings import Settings
 from bulkstatus.timestamps import iso, now_utc, stamp_ms
 
 log = logging.getLogger(__name__)
+REST_BATCH = 10_000  # rows of a stopped run's rest recorded at a time
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
 SYNC_EVERY = 1.0  # seconds between fsyncs
 
@@ -93,6 +94,8 @@ class Run:
         self._current: set[asyncio.Task[None]] = set()
         self._grace_over = False
         self._rows_seen = 0
+        self._rest_reader: InputReader | None = None  # set when a stop leaves rows unread
+        self._rest_after = 0
         self.notes: Counter[str] = Counter()  # adjustments the reader made, e.g. trimmed spaces
         self._grace_timer: asyncio.TimerHandle | None = None
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
@@ -182,8 +185,62 @@ class Run:
                 if chunk is None:
                     return
                 for checked in chunk:
+                    if self.stop.stopping:  # the rest is recorded after the workers are done (_write_rest)
+                        self._rest_reader, self._rest_after = reader, checked.row.number - 1
+                        await self._drain()
+                        await self._write_rest()
+                        return
                     self._rows_seen = checked.row.number
                     await self._route(checked, dedupe, resume)
+
+    async def _drain(self) -> None:
+        """Wait until every row handed to the workers is recorded (the grace period bounds it)."""
+        while self._recorder.next_row <= self._rows_seen and not self._recorder.failure:
+            await asyncio.sleep(0.01)
+
+    async def _write_rest(self) -> None:
+        """The rows a stopped run did not reach, recorded `unprocessed` in bulk (the csv module, no
+        checks), 10,000 at a time, each batch used only if the input is still the file that was hashed."""
+        job, reader = self.job, self._rest_reader
+        assert reader is not None
+        if self._recorder.failure is not None:
+            return  # nothing more can be written; resume does the rest
+        resume = job.resume
+        after = max(self._rest_after, resume.last_row)
+        batch: list[tuple[int, str, str, str, str]] = []
+        rows = reader.rest(after)
+        while True:
+            try:
+                row = next(rows, None)
+            except InputFileError as exc:
+                self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
+                return
+            if row is not None and row[0] in resume.finished:
+                self._write_rest_batch(batch)
+                batch = []
+                self._record(result_from_fields(Row(*row), resume.finished.pop(row[0])))
+                continue
+            if row is not None:
+                batch.append(row)
+                if len(batch) < REST_BATCH:
+                    continue
+            if job.input_identity is not None and identity(os.fstat(reader.fileno())) != job.input_identity:
+                self.stop.abort(f"the input {str(job.input_path)!r} changed while the run read it: the rows sent "
+                                f"so far are recorded; put the original file back, then `bulkstatus resume "
+                                f"{job.manifest.folder}`")
+                return
+            self._write_rest_batch(batch)
+            batch = []
+            if row is None:
+                return
+            await asyncio.sleep(0)  # a second Ctrl-C is heard between batches
+
+    def _write_rest_batch(self, batch: list[tuple[int, str, str, str, str]]) -> None:
+        try:
+            self._recorder.unprocessed(batch, "not sent: the run stopped before this row",
+                                       "in doubt: sent by an earlier session, its answer lost: resume looks it up")
+        except OutputError as exc:
+            self.stop.abort(str(exc))
 
     async def _route(self, checked: CheckedRow, dedupe: DuplicateIndex, resume: ResumePoint) -> None:
         row = checked.row
