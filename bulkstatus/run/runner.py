@@ -177,10 +177,7 @@ class Run:
                     self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
                     return
                 # Checked after each read, before its rows are used: a chunk read after a change is dropped.
-                if job.input_identity is not None and identity(os.fstat(reader.fileno())) != job.input_identity:
-                    self.stop.abort(f"the input {str(job.input_path)!r} changed while the run read it (past row "
-                                    f"{self._rows_seen}): the rows sent so far are recorded; put the original "
-                                    f"file back, then `bulkstatus resume {job.manifest.folder}`")
+                if self._input_changed(reader):
                     return
                 if chunk is None:
                     return
@@ -192,6 +189,16 @@ class Run:
                         return
                     self._rows_seen = checked.row.number
                     await self._route(checked, dedupe, resume)
+
+    def _input_changed(self, reader: InputReader) -> bool:
+        """Whether the open input is no longer the file that was hashed; if so the run is stopped."""
+        job = self.job
+        if job.input_identity is None or identity(os.fstat(reader.fileno())) == job.input_identity:
+            return False
+        self.stop.abort(f"the input {str(job.input_path)!r} changed while the run read it (past row "
+                        f"{self._rows_seen}): the rows sent so far are recorded; put the original file back, "
+                        f"then `bulkstatus resume {job.manifest.folder}`")
+        return True
 
     async def _drain(self) -> None:
         """Wait until every row handed to the workers is recorded (the grace period bounds it)."""
@@ -224,10 +231,7 @@ class Run:
                 batch.append(row)
                 if len(batch) < REST_BATCH:
                     continue
-            if job.input_identity is not None and identity(os.fstat(reader.fileno())) != job.input_identity:
-                self.stop.abort(f"the input {str(job.input_path)!r} changed while the run read it: the rows sent "
-                                f"so far are recorded; put the original file back, then `bulkstatus resume "
-                                f"{job.manifest.folder}`")
+            if self._input_changed(reader):
                 return
             self._write_rest_batch(batch)
             batch = []
