@@ -353,7 +353,7 @@ def test_two_resumes_of_one_folder(sim, env, tmp_path, cli):
         _wait_accepted(sim, len(sim.sim.state.accepted()) + 10)
         again = cli("resume", folder)
         assert again.code == 2, again.err
-        assert f"another bulkstatus is using the run folder {str(folder)!r} (pid {resumed.pid}" in again.err
+        assert f"another bulkstatus is using this run folder (pid {resumed.pid}, run folder {folder})" in again.err
         _, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
     finally:
@@ -427,3 +427,21 @@ def test_input_rewritten_during_the_run_stops_it(sim, env, tmp_path, cli):
     result = cli("resume", folder)
     assert result.code == 0, result.err
     assert_exactly_once(sim, folder, rows)
+
+
+def test_a_planted_link_in_the_lock_folder_is_not_followed(sim, env, tmp_path, cli, monkeypatch):
+    """The machine's lock folder is writable by everyone: a link planted under a lock's name is refused
+    (exit 2, one line), and the file it points to is left as it was."""
+    import hashlib
+
+    path = write_csv(tmp_path / "linked.csv", make_rows(5, seed=41))
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{sha}\n{env['BULKSTATUS_ORG_ID']}".encode()).hexdigest()[:32]
+    locks = Path(env["BULKSTATUS_LOCK_DIR"])
+    locks.mkdir(parents=True, exist_ok=True)
+    (locks / f"input-{key}.lock").symlink_to(victim)
+    result = cli("run", path)
+    assert result.code == 2 and "cannot use the lock file" in result.err and "remove it" in result.err
+    assert victim.read_text() == "precious" and not sim.sim.state.accepted()

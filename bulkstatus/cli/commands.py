@@ -22,7 +22,7 @@ from bulkstatus.api.pacer import Pacer
 from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
-from bulkstatus.errors import InputFileError, RunFolderError
+from bulkstatus.errors import InputFileError, OutputError, RunFolderError
 from bulkstatus.input.sniff import ReadOptions
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
@@ -144,7 +144,11 @@ def run(args: argparse.Namespace) -> int:
             note_folder(held[0], folder, input_path)
         manifest = Manifest(folder, str(input_path.resolve()), sha, iso(started), "running", settings.public(),
                             dry_run=dry_run)
-        manifest.save()  # at once: an unfinished run is visible from here on
+        try:
+            manifest.save()  # at once: an unfinished run is visible from here on
+        except OutputError as exc:
+            raise OutputError(str(exc).split(", then `bulkstatus resume")[0]
+                              + ", then run the file again (nothing was sent)") from None
         runner_imported()
         from bulkstatus.run.runner import Job
 

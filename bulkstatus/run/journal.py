@@ -201,6 +201,7 @@ class Recorder:
         self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._results = self._open_csv(folder / RESULTS, point.results_bytes, RESULT_COLUMNS)
         self._failed = self._open_csv(folder / FAILED, point.failed_bytes, FAILED_COLUMNS)
+        # (a header that cannot be written is an OutputError from _open_csv: nothing was sent yet)
         self._journal_buf: list[bytes] = []
         self._results_buf = io.StringIO()
         self._failed_buf = io.StringIO()
@@ -219,14 +220,17 @@ class Recorder:
 
     @staticmethod
     def _open_csv(path: Path, keep_bytes: int, columns: tuple[str, ...]) -> int:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        # Resume cuts the file back to the last checkpoint; a new run starts it empty.
-        os.ftruncate(fd, keep_bytes)
-        os.lseek(fd, keep_bytes, os.SEEK_SET)
-        if keep_bytes == 0:
-            buf = io.StringIO()
-            csv_writer(buf).writerow(columns)
-            os.write(fd, buf.getvalue().encode("utf-8"))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Resume cuts the file back to the last checkpoint; a new run starts it empty.
+            os.ftruncate(fd, keep_bytes)
+            os.lseek(fd, keep_bytes, os.SEEK_SET)
+            if keep_bytes == 0:
+                header = _csv_line(columns).encode("utf-8")
+                if os.write(fd, header) != len(header):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            raise output_error(path, exc) from None
         return fd
 
     @property

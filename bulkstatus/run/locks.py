@@ -16,12 +16,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulkstatus.errors import RunFolderError
+from bulkstatus.errors import ConfigError, RunFolderError
 from bulkstatus.jsonio import dumps, loads
 
 FOLDER_LOCK = "lock"  # in the run folder
@@ -44,12 +44,19 @@ class Lock:
 
 
 def machine_lock_dir() -> Path:
-    """Shared by every user of the machine (a cron job's user and an engineer's), like /tmp itself."""
-    folder = Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "bulkstatus-locks")
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):  # another user's folder: they made it world-writable
-            folder.chmod(0o1777)
+    """Shared by every user of the machine (a cron job's user and an engineer's): a fixed folder under
+    /tmp, not under TMPDIR, which is often one per user or per service (it would hide the other run)."""
+    configured = os.environ.get(LOCK_DIR_ENV)
+    folder = Path(configured or "/tmp/bulkstatus-locks")
+    try:
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # another user's folder: they made it world-writable
+                folder.chmod(0o1777)
+    except OSError as exc:
+        where = f"{LOCK_DIR_ENV} {str(folder)!r}" if configured else f"the lock folder {str(folder)!r}"
+        raise ConfigError(f"{where} cannot be used ({exc.strerror or exc}): point {LOCK_DIR_ENV} at a folder "
+                          "every user of bulkstatus on this machine can write") from None
     return folder
 
 
@@ -63,29 +70,39 @@ def _holder(path: Path) -> dict[str, Any]:
 
 def acquire(path: Path, holder: dict[str, Any], busy: str) -> Lock:
     """Take the lock at ``path`` or raise Busy with ``busy`` followed by who holds it."""
+    # O_NOFOLLOW: in a folder anyone may write, a symbolic link planted under the lock's name must not
+    # lead our writes to another file.
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except PermissionError:  # another user's lock file: a read-only descriptor holds a flock as well
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except PermissionError:  # another user's lock file: a read-only descriptor holds a flock as well
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the lock file {str(path)!r} ({exc.strerror or exc}): if it is a link or "
+                          f"not a file, remove it; {LOCK_DIR_ENV} moves the machine's lock folder") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         other = _holder(path)
         who = f"pid {other.get('pid', '?')}"
+        if other.get("input"):
+            who += f", input {other['input']}"
         if other.get("folder"):
             who += f", run folder {other['folder']}"
         raise Busy(f"{busy} ({who}): wait for it to end; two at once would send rows twice") from None
-    with contextlib.suppress(OSError):  # read-only (another user's file) or a full disk: the lock holds
-        os.ftruncate(fd, 0)
-        os.write(fd, dumps({"pid": os.getpid(), **holder}))
+    st = os.fstat(fd)
+    # Who holds it is written only into a file of our own with one name (not a hard link to another).
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_nlink == 1:
+        with contextlib.suppress(OSError):  # a full disk: the lock holds all the same
+            os.ftruncate(fd, 0)
+            os.write(fd, dumps({"pid": os.getpid(), **holder}))
     return Lock(path, fd)
 
 
 def lock_folder(folder: Path) -> Lock:
     """One process per run folder: a second resume of it (or a run writing into it) is refused."""
-    return acquire(folder / FOLDER_LOCK, {"folder": str(folder)},
-                   f"another bulkstatus is using the run folder {str(folder)!r}")
+    return acquire(folder / FOLDER_LOCK, {"folder": str(folder)}, "another bulkstatus is using this run folder")
 
 
 def lock_input(sha256: str, org: str | None, input_path: Path, folder: Path | None = None) -> Lock:
@@ -98,6 +115,9 @@ def lock_input(sha256: str, org: str | None, input_path: Path, folder: Path | No
 
 def note_folder(lock: Lock, folder: Path, input_path: Path) -> None:
     """Record the run folder in an input lock taken before the folder existed."""
+    st = os.fstat(lock.fd)
+    if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_nlink == 1):
+        return
     with contextlib.suppress(OSError):
         os.ftruncate(lock.fd, 0)
         os.lseek(lock.fd, 0, os.SEEK_SET)
