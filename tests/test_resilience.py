@@ -424,7 +424,7 @@ def test_input_rewritten_during_the_run_stops_it(sim, env, tmp_path, cli):
     refused = cli("resume", folder)
     assert refused.code == 2 and "changed since the run started" in refused.err
     path.write_bytes(original)
-    result = cli("resume", folder)
+    result = cli("resume", "--rate", "0", folder)
     assert result.code == 0, result.err
     assert_exactly_once(sim, folder, rows)
 
