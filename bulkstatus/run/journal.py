@@ -312,14 +312,20 @@ class Recorder:
                 failed_buf.write("".join([f"{a},{b},{c},{d},{n},{failed_tail}" for n, a, b, c, d in rows]))
                 rows = []  # all written
         results, failed = [], []
-        for number, *values in rows:
-            cells = [_quoted(safe(v) if v.startswith(starts) else v) for v in values]
+        for number, a, b, c, d in rows:
+            # Only a reason usually needs quoting (a comma, a quote): the others are looked at one by one
+            # only when one of them starts like a formula or holds what the writer quotes.
+            if _NOT_PLAIN.search(f"\n{a}\n{b}\n{c}") or "\n" in a or "\n" in b or "\n" in c:
+                head = ",".join([_quoted(safe(v) if v.startswith(starts) else v) for v in (a, b, c)])
+            else:
+                head = f"{a},{b},{c}"
+            line = f"{head},{_quoted(safe(d) if d.startswith(starts) else d)}"
             if number in sent:
                 self.in_doubt += 1
-                results.append(f"{number},{','.join(cells)},{doubt_tail}")
+                results.append(f"{number},{line},{doubt_tail}")
             else:
-                results.append(f"{number},{','.join(cells)},{results_tail}")
-                failed.append(f"{','.join(cells)},{number},{failed_tail}")
+                results.append(f"{number},{line},{results_tail}")
+                failed.append(f"{line},{number},{failed_tail}")
         results_buf.write("".join(results))
         failed_buf.write("".join(failed))
         self.counts[outcome] += count
