@@ -45,7 +45,7 @@ _SENTINELS = 2  # columns read past the header: one (empty) extra cell is tolera
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a chunk is parsed and checked.
 
     A chunk allocates several container objects per row and no reference cycles, so the collector
@@ -105,7 +105,7 @@ class InputReader:
             # The first chunk is small, so that a run's first request waits for 1,000 rows, not 10,000.
             size: int | None = min(FIRST_CHUNK_ROWS, max(1, self.options.chunk_rows))
             while True:
-                with _collector_paused():
+                with collector_paused():
                     try:
                         frame = chunks.get_chunk(size)
                     except StopIteration:

@@ -22,7 +22,7 @@ from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError, OutputError
 from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
-from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions
+from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, collector_paused
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.control import Health, RunWatch, StopControl
@@ -214,8 +214,12 @@ class Run:
             return  # nothing more can be written; resume does the rest
         resume = job.resume
         after = max(self._rest_after, resume.last_row)
+        with collector_paused():  # millions of small objects, no cycles: the collector would only slow it
+            await self._write_rest_from(reader, reader.rest(after))
+
+    async def _write_rest_from(self, reader: InputReader, rows: Iterator[tuple[int, str, str, str, str]]) -> None:
+        resume = self.job.resume
         batch: list[tuple[int, str, str, str, str]] = []
-        rows = reader.rest(after)
         while True:
             try:
                 row = next(rows, None)
