@@ -23,6 +23,7 @@ from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
 from bulkstatus.errors import InputFileError, OutputError, RunFolderError
+from bulkstatus.input.locate import check_regular_file
 from bulkstatus.input.sniff import ReadOptions
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
@@ -87,8 +88,7 @@ async def _with_sandbox(settings: Settings, body: Callable[[Settings], Awaitable
 
 def _open_reader_check(path: Path, options: ReadOptions) -> None:
     """Check the header and the whole file's structure now, so that a bad file sends nothing at all."""
-    if not path.is_file():
-        raise InputFileError(f"input file {str(path)!r} does not exist: check the path")
+    check_regular_file(path)
     check_structure(path, options)
 
 
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     input_path = Path(args.input)
     options = read_options(settings)
+    check_regular_file(input_path)  # before any thread opens it (the parser checked too; a path can change)
     runner_imported = _import_runner_in_background()
     sha256 = _sha256_in_background(input_path)
     _open_reader_check(input_path, options)
@@ -187,8 +188,9 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     stored.update(flags)
     settings = load_settings(args, stored)
     input_path = Path(manifest.input)
-    if not input_path.is_file():
+    if not input_path.exists():
         raise RunFolderError(f"the run's input {manifest.input!r} is gone: put it back to resume")
+    check_regular_file(input_path, fix="put the run's input file back to resume")
     sha, input_identity = hash_input(input_path)
     if sha != manifest.sha256:
         raise RunFolderError(f"the input {manifest.input!r} changed since the run started (SHA-256 differs): "
@@ -348,8 +350,7 @@ def validate(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     path = Path(args.input)
-    if not path.is_file():
-        raise InputFileError(f"input file {str(path)!r} does not exist: check the path")
+    check_regular_file(path)
     report = validate_file(path, read_options(settings))
     print(render_json(report) if args.format == "json" else render_text(report))
     return ExitStatus.ROWS_FAILED if report.invalid else ExitStatus.OK

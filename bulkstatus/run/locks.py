@@ -91,13 +91,20 @@ def acquire(path: Path, holder: dict[str, Any], busy: str) -> Lock:
         if other.get("folder"):
             who += f", run folder {other['folder']}"
         raise Busy(f"{busy} ({who}): wait for it to end; two at once would send rows twice") from None
-    st = os.fstat(fd)
-    # Who holds it is written only into a file of our own with one name (not a hard link to another).
+    lock = Lock(path, fd)
+    _note(lock, holder)
+    return lock
+
+
+def _note(lock: Lock, holder: dict[str, Any]) -> None:
+    """Who holds the lock, written only into a file of our own with one name (in a folder anyone may
+    write, a hard link planted under the lock's name must not lead our write to another file)."""
+    st = os.fstat(lock.fd)
     if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_nlink == 1:
         with contextlib.suppress(OSError):  # a full disk: the lock holds all the same
-            os.ftruncate(fd, 0)
-            os.write(fd, dumps({"pid": os.getpid(), **holder}))
-    return Lock(path, fd)
+            os.ftruncate(lock.fd, 0)
+            os.lseek(lock.fd, 0, os.SEEK_SET)
+            os.write(lock.fd, dumps({"pid": os.getpid(), **holder}))
 
 
 def lock_folder(folder: Path) -> Lock:
@@ -115,10 +122,4 @@ def lock_input(sha256: str, org: str | None, input_path: Path, folder: Path | No
 
 def note_folder(lock: Lock, folder: Path, input_path: Path) -> None:
     """Record the run folder in an input lock taken before the folder existed."""
-    st = os.fstat(lock.fd)
-    if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_nlink == 1):
-        return
-    with contextlib.suppress(OSError):
-        os.ftruncate(lock.fd, 0)
-        os.lseek(lock.fd, 0, os.SEEK_SET)
-        os.write(lock.fd, dumps({"pid": os.getpid(), "input": str(input_path), "folder": str(folder)}))
+    _note(lock, {"input": str(input_path), "folder": str(folder)})
