@@ -18,6 +18,7 @@ TRICKY = (b"identifierName,identifierValue,label,reason\n"
           b"mobile,+919800000001,Suspended,plain\n"
           b" email , a@b.example ,Suspended,  spaces around  \n"
           b",,,\n"
+          b"email,c@d.example\xc2\xa0,Suspended,trailing spaces only  \n"
           b"\n"
           b'cardnumber,="00123",Suspended,"comma, and ""quotes"""\n'
           b'externalId,@list,,"line\nbreak"\n'
@@ -42,23 +43,45 @@ def test_rest_gives_what_the_reader_gives(case: Case, tmp_path: Path) -> None:
     options = ReadOptions(**case.options)
     full = rows_read(path, options)
     with InputReader(path, options) as reader:
-        rest = list(reader.rest(0))
+        rest = [row for batch in reader.rest(0) for row in batch]
     assert [r[0] for r in rest] == [r[0] for r in full]
     with InputReader(path, options) as reader:
         odd = {c.row.number for chunk in reader for c in chunk
                if any(k in ("too-many-cells", "too-few-cells", "shape") for k, _ in c.kinds)}
     assert [r for r in rest if r[0] not in odd] == [r for r in full if r[0] not in odd]
-    if len(full) > 2:
-        with InputReader(path, options) as reader:
-            assert list(reader.rest(2)) == rest[2:]
+    # Small blocks, so that blocks without the header take the whole-block path (_as_they_are) too.
+    for size in (1, 2, 3):
+        for after in {0, 2, len(full) - 1}:
+            with InputReader(path, options) as reader:
+                assert [row for batch in reader.rest(after, batch=size) for row in batch] == rest[after:]
 
 
-def test_bulk_unprocessed_writes_the_recorders_bytes(tmp_path: Path) -> None:
-    """The same rows through record() one by one and through unprocessed(): the same results.csv and
-    failed.csv but for the time stamp (batches that take the hand-joined path and ones that do not)."""
-    path = tmp_path / "tricky.csv"
-    path.write_bytes(TRICKY * 1 + b"\n".join(b"mobile,9198%08d,Suspended,bulk %d" % (i, i) for i in range(50)))
-    rows = rows_read(path, ReadOptions(default_label="Fraud"))
+# Cells of each kind the bulk path tells apart: plain, quoted by the writer (comma, quote, CR, LF),
+# guarded as a formula (at the start, or after a LF inside a reason), in each column.
+KINDS = [
+    ("mobile", "919800000001", "Suspended", "plain"),
+    ("mobile", "919800000002", "Suspended", "comma, in reason"),
+    ("mobile", "919800000003", "Suspended", 'a "quoted" reason'),
+    ("mobile", "919800000004", "Suspended", "line\nbreak"),
+    ("mobile", "919800000005", "Suspended", "carriage\rreturn"),
+    ("mobile", "919800000006", "Suspended", "=HYPERLINK(\"http://x\")"),
+    ("mobile", "919800000007", "Suspended", "line\n=formula after a break"),
+    ("mobile", "919800000008", "Suspended", "\tstarts with a tab"),
+    ("mobile", "+919800000009", "Suspended", "plus mobile"),
+    ("email", "@list", "Suspended", "at sign"),
+    ("mobile", "919800000010", "Sus,pended", "comma in label"),
+    ("mo\"bile", "919800000011", "Suspended", "quote in name"),
+    ("mobile", "-12", "Suspended", "minus, and a comma"),
+    ("mobile", "919800000013", "Suspended", "plain again"),
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, len(KINDS)])
+def test_bulk_unprocessed_writes_the_recorders_bytes(size: int, tmp_path: Path) -> None:
+    """The same rows through record() one by one and through unprocessed() in batches of ``size``: the
+    same results.csv and failed.csv but for the time stamp (so each kind of cell goes through the bulk
+    path alone and beside every other)."""
+    rows = [(number, *cells) for number, cells in enumerate(KINDS, start=1)]
     error = "not sent: the run stopped before this row"
     one, bulk = tmp_path / "one", tmp_path / "bulk"
     slow = Recorder(one)
@@ -66,8 +89,8 @@ def test_bulk_unprocessed_writes_the_recorders_bytes(tmp_path: Path) -> None:
         slow.record(Result(Row(number, *values), Outcome.UNPROCESSED, error=error, finished_at="T"))
     slow.close()
     fast = Recorder(bulk)
-    fast.unprocessed(rows[:8], error, "in doubt")  # the tricky ones: row by row
-    fast.unprocessed(rows[8:], error, "in doubt")  # plain: joined by hand
+    for start in range(0, len(rows), size):
+        fast.unprocessed(rows[start:start + size], error, "in doubt")
     fast.close()
     assert (bulk / FAILED).read_bytes() == (one / FAILED).read_bytes()
     stamp = re.compile(rb",[0-9T:.Z-]+\r\n")  # each line's finishedAt, the last cell

@@ -17,7 +17,7 @@ import gc
 import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -163,12 +163,12 @@ class InputReader:
                 out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
         return out, False
 
-    def rest(self, after: int) -> Iterator[tuple[int, str, str, str, str]]:
-        """The rows numbered after ``after``, read again from the start with the csv module alone (pandas
-        parses with it too, so the cells are the same) and numbered as iterating does: for recording the
-        rows a stopped run did not reach, a million in a few seconds. Each is (number, identifierName,
-        identifierValue, label, reason) as check_row gives them (trimmed, Excel guards unwrapped, defaults
-        filled); no row is checked, as none of them is sent."""
+    def rest(self, after: int, batch: int = 10_000) -> Iterator[list[tuple[int, str, str, str, str]]]:
+        """The rows numbered after ``after``, in lists of up to ``batch``, read again from the start with
+        the csv module alone (pandas parses with it too, so the cells are the same) and numbered as
+        iterating does: for recording the rows a stopped run did not reach, a million in a few seconds.
+        Each is (number, identifierName, identifierValue, label, reason) as check_row gives them (trimmed,
+        Excel guards unwrapped, defaults filled); no row is checked, as none of them is sent."""
         self._binary.seek(0)
         text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         at = [self._index.get(c) for c in COLUMNS]
@@ -177,31 +177,43 @@ class InputReader:
         label_default = self.options.default_label or ""
         reason_default = self.options.default_reason or ""
         edge, trim = EDGE_CHARS, TRIM_CHARS
+        plain = positions == [0, 1, 2, 3]
         number = 0
         header = True
         try:
-            plain = positions == [0, 1, 2, 3]
-            for cells in csv.reader(text, delimiter=self.delimiter, quotechar='"'):
-                first = cells[0] if cells else ""
-                if not (first and first[0] not in TRIM_CHARS) and not "".join(cells).strip(TRIM_CHARS):
-                    continue  # blank: not a row, as when iterating
-                if header:
-                    header = False
+            cells_read = csv.reader(text, delimiter=self.delimiter, quotechar='"')
+            while block := list(islice(cells_read, batch)):
+                if plain and not header and _as_they_are(block):
+                    # Every row four cells, none empty or needing normalise(): numbered in one go.
+                    first, number = number + 1, number + len(block)
+                    if number > after:
+                        columns = zip(*block, strict=True)
+                        yield list(zip(range(first, number + 1), *columns, strict=True))[max(0, after + 1 - first):]
                     continue
-                number += 1
-                if number <= after:
-                    continue
-                if plain and len(cells) == 4:
-                    name, value, label, reason = cells
-                else:
-                    if len(cells) <= width:
-                        cells += [""] * (width + 1 - len(cells))
-                    name, value, label, reason = (cells[i] for i in positions)
-                if not (name and value and label and reason) or (
-                        name[0] in edge or value[0] in edge or label[0] in edge or reason[0] in edge
-                        or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
-                    name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
-                yield number, name, value, label or label_default, reason or reason_default
+                rows: list[tuple[int, str, str, str, str]] = []
+                for cells in block:
+                    first_cell = cells[0] if cells else ""
+                    if not (first_cell and first_cell[0] not in trim) and not "".join(cells).strip(trim):
+                        continue  # blank: not a row, as when iterating
+                    if header:
+                        header = False
+                        continue
+                    number += 1
+                    if number <= after:
+                        continue
+                    if plain and len(cells) == 4:
+                        name, value, label, reason = cells
+                    else:
+                        if len(cells) <= width:
+                            cells += [""] * (width + 1 - len(cells))
+                        name, value, label, reason = (cells[i] for i in positions)
+                    if not (name and value and label and reason) or (
+                            name[0] in edge or value[0] in edge or label[0] in edge or reason[0] in edge
+                            or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
+                        name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
+                    rows.append((number, name, value, label or label_default, reason or reason_default))
+                if rows:
+                    yield rows
         except UnicodeDecodeError:
             raise decode_error(self.path, self.encoding) from None
         except csv.Error:
@@ -225,3 +237,21 @@ class InputReader:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+_SEP = "\x1f"
+
+
+def _as_they_are(block: list[list[str]]) -> bool:
+    """Whether every row of ``block`` has four cells, none empty, none starting with a character that
+    normalise() looks at nor ending with one it trims: then the cells are what check_row would give.
+    Looked at as one string (C-speed scans, a few per block); a cell holding the separator may only
+    make this False where it is not (the rows then go one by one)."""
+    if set(map(len, block)) != {4}:
+        return False
+    joined = _SEP.join(map(_SEP.join, block))
+    if _SEP * 2 in joined or joined.startswith(_SEP) or joined.endswith(_SEP):
+        return False
+    starts = any(char in joined and (_SEP + char in joined or joined.startswith(char)) for char in EDGE_CHARS)
+    return not starts and not any(char in joined and (char + _SEP in joined or joined.endswith(char))
+                                  for char in TRIM_CHARS)

@@ -215,32 +215,28 @@ class Run:
         resume = job.resume
         after = max(self._rest_after, resume.last_row)
         with collector_paused():  # millions of small objects, no cycles: the collector would only slow it
-            await self._write_rest_from(reader, reader.rest(after))
+            await self._write_rest_from(reader, reader.rest(after, REST_BATCH))
 
-    async def _write_rest_from(self, reader: InputReader, rows: Iterator[tuple[int, str, str, str, str]]) -> None:
-        resume = self.job.resume
-        batch: list[tuple[int, str, str, str, str]] = []
+    async def _write_rest_from(self, reader: InputReader,
+                               batches: Iterator[list[tuple[int, str, str, str, str]]]) -> None:
+        finished = self.job.resume.finished  # rows an earlier session finished: their own outcome
         while True:
             try:
-                row = next(rows, None)
+                batch = next(batches, None)
             except InputFileError as exc:
                 self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
                 return
-            if row is not None and row[0] in resume.finished:
-                self._write_rest_batch(batch)
-                batch = []
-                self._record(result_from_fields(Row(*row), resume.finished.pop(row[0])))
-                continue
-            if row is not None:
-                batch.append(row)
-                if len(batch) < REST_BATCH:
-                    continue
-            if self._input_changed(reader):
+            if batch is None or self._input_changed(reader):
                 return
+            if finished and any(row[0] in finished for row in batch):
+                start = 0
+                for at, row in enumerate(batch):
+                    if row[0] in finished:
+                        self._write_rest_batch(batch[start:at])
+                        self._record(result_from_fields(Row(*row), finished.pop(row[0])))
+                        start = at + 1
+                batch = batch[start:]
             self._write_rest_batch(batch)
-            batch = []
-            if row is None:
-                return
             await asyncio.sleep(0)  # a second Ctrl-C is heard between batches
 
     def _write_rest_batch(self, batch: list[tuple[int, str, str, str, str]]) -> None:
