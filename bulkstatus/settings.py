@@ -72,6 +72,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("dry-run", kind="bool", default=False, own_flag=True, help="send nothing; write requests.jsonl"),
     Spec("sandbox", kind="bool", default=False, own_flag=True, help="run against the built-in simulator"),
     Spec("quiet", kind="bool", default=False, own_flag=True, help="no progress bar or progress lines"),
+    Spec("report", kind="bool", default=True, own_flag=True,
+         help="write report.html into the run folder when run, resume or track ends"),
     Spec("abort-after", kind="float", default=120.0,
          help="abort when most requests fail with retryable errors for this many seconds"),
     Spec("doubt-settle", kind="float", default=2.0,

@@ -51,6 +51,7 @@ def env(sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         "BULKSTATUS_RATE": "0",
         "BULKSTATUS_OUT": str(tmp_path / "out"),
         "BULKSTATUS_LOCK_DIR": str(tmp_path / "locks"),  # this test's machine-wide locks
+        "BULKSTATUS_REPORT": "false",  # 0.3 s a run; tests/test_report.py writes them
     })
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -99,6 +99,7 @@ def test_body_and_headers_are_exactly_the_documented_ones(sim, env, cli, tmp_pat
 def test_sandbox_quick_start_exits_zero(cli, tmp_path, monkeypatch):
     """`bulkstatus run --sandbox samples/customers.csv` needs no credentials and submits every row."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BULKSTATUS_LOCK_DIR", str(tmp_path / "locks"))  # not another test's (or user's) run
     result = cli("run", "--sandbox", "--rate", "0", ROOT / "samples" / "customers.csv")
     assert result.code == 0, result.err
     rows = read_csv(result.folder / "results.csv")

@@ -52,6 +52,12 @@ class Watcher:
     def observe(self, ok: bool) -> None:
         """``ok``: the attempt got an answer that is not a passing failure."""
 
+    def attempt(self, answer: str, seconds: float | None) -> None:
+        """A create attempt's answer (its HTTP status, or how it went without one) and latency (s)."""
+
+    def paused(self, seconds: float) -> None:
+        """The server asked for a pause of ``seconds`` (a 429)."""
+
     @property
     def stopping(self) -> bool:
         return False
@@ -150,10 +156,16 @@ class Caller:
             sent = before_send() if before_send is not None else time.time()
             first_sent = first_sent or sent
             outcome: Answer | NoAnswer
+            asked = time.monotonic()
             try:
                 outcome = await self.http.request(method, url, headers, body)
             except NoAnswer as exc:
                 outcome = exc
+            if stoppable:
+                if isinstance(outcome, Answer):
+                    watcher.attempt(str(outcome.status), time.monotonic() - asked)
+                else:
+                    watcher.attempt(outcome.kind, None)
             judgement = judge(kind, outcome)
             answer = outcome if isinstance(outcome, Answer) else None
             failure = outcome.kind if isinstance(outcome, NoAnswer) else ""
@@ -185,6 +197,8 @@ class Caller:
                 if pause > LONG_PAUSE:
                     log.warning("the server asked to wait %.0f s before the next request (429 Retry-After)", pause)
                 self.pacer.throttled(pause)
+                if stoppable:
+                    watcher.paused(pause)
                 if throttles >= MAX_THROTTLES:
                     return await self._last_look(judgement, answer, attempts, failure, settle, first_sent, doubted)
                 continue  # the pacer's pause holds this call too

@@ -20,9 +20,11 @@ from bulkstatus.errors import BulkStatusError, ConfigError, InputFileError, RunA
 
 
 def program(args: argparse.Namespace) -> int:
-    from bulkstatus.cli import commands, followup
+    from bulkstatus.cli import commands, followup, reporting, status
 
     handler = {
+        "report": reporting.report,
+        "status": status.status,
         "run": commands.run,
         "resume": commands.resume,
         "validate": commands.validate,

@@ -22,6 +22,7 @@ from bulkstatus.api.pacer import Pacer
 from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
+from bulkstatus.cli.reporting import report_after
 from bulkstatus.errors import InputFileError, OutputError, RunFolderError
 from bulkstatus.input.locate import check_regular_file
 from bulkstatus.input.sniff import ReadOptions
@@ -245,6 +246,7 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
         logging.getLogger("bulkstatus").removeHandler(file_log)
         file_log.close()
     _print_summary(report, job)
+    report_after(job.manifest.folder, interrupted=report.interrupted, enabled=bool(job.settings.get("report")))
     print(job.manifest.folder)
     return status
 

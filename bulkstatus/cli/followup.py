@@ -16,6 +16,7 @@ from typing import Any
 
 from bulkstatus.api.listing import API_SETTINGS, FINAL_STATES, PENDING
 from bulkstatus.cli.exitcodes import ExitStatus
+from bulkstatus.cli.reporting import report_after
 from bulkstatus.errors import ConfigError
 from bulkstatus.preflight import check_connection
 from bulkstatus.run.folder import Manifest
@@ -55,6 +56,9 @@ def add_parsers(sub: Any, add_settings: AddSettings, add_common: Callable[[argpa
     track.add_argument("--wait-interval", type=_seconds, default=30.0, metavar="S",
                        help="seconds between two looks while waiting (default 30)")
     add_settings(track, set(API_SETTINGS))
+    from bulkstatus.cli.parser import add_no_report
+
+    add_no_report(track)
     add_common(track)
 
     approve = _folder_command(
@@ -143,6 +147,7 @@ def track(args: argparse.Namespace) -> int:
               file=err)
     if report.timed_out:
         print(f"  still not final after --wait-timeout {args.wait_timeout:g} s: run track again later", file=err)
+    report_after(folder, enabled=bool(settings.get("report")))
     print(folder)
     return tracking_exit_status(report.counts)
 

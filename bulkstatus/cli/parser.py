@@ -121,6 +121,12 @@ def _add_pending_check(parser: argparse.ArgumentParser) -> None:
                         default=None, help="send every row, even when its customer has a pending request")
 
 
+def add_no_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-report", dest="report", action="store_const", const=False, default=None,
+                        help=f"do not write report.html at the end (`bulkstatus report` writes it later) "
+                             f"[{SPEC_BY_NAME['report'].env}=false]")
+
+
 def _add_switch(parser: argparse.ArgumentParser, name: str, text: str) -> None:
     """A flag for a boolean setting that also has a BULKSTATUS_* variable and a config key."""
     env = SPEC_BY_NAME[name].env
@@ -151,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start afresh even though an unfinished run of the same file exists")
     run.add_argument("--strict", action="store_true", help="send nothing if any row is invalid")
     _add_pending_check(run)
+    add_no_report(run)
     _add_common(run)
 
     resume = sub.add_parser("resume", help="continue a run that did not finish",
@@ -159,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(resume)
     _add_switch(resume, "sandbox", "resume against a new built-in simulator")
     _add_pending_check(resume)
+    add_no_report(resume)
     _add_common(resume)
 
     validate = sub.add_parser("validate", help="check a CSV file offline; sends nothing",
@@ -180,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     from bulkstatus.cli.followup import add_parsers
 
     add_parsers(sub, _add_settings, _add_common)
+    report = sub.add_parser("report", help="write report.html of a run folder again",
+                            description="Write RUN_FOLDER/report.html from the folder's files; sends nothing.")
+    report.add_argument("folder", metavar="RUN_FOLDER")
+    _add_common(report)
+    status = sub.add_parser("status", help="how a run is going, from another shell (no API call)",
+                            description="Active or not, rows done of total, outcomes, pace, ETA, last error.")
+    status.add_argument("folder", metavar="RUN_FOLDER")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_common(status)
     return parser
 
 

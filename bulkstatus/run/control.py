@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from bulkstatus.api.calls import Watcher
 from bulkstatus.logs import scrub
+from bulkstatus.run.metrics import Metrics
 
 
 class StopControl:
@@ -62,14 +63,24 @@ class Health:
 
 
 class RunWatch(Watcher):
-    """What the API calls of a run report to: the health watch, and whether the run is stopping."""
+    """What the API calls of a run report to: the health watch, the run's metrics, and whether the run
+    is stopping."""
 
-    def __init__(self, stop: StopControl, health: Health) -> None:
+    def __init__(self, stop: StopControl, health: Health, metrics: Metrics | None = None) -> None:
         self.stop = stop
         self.health = health
+        self.metrics = metrics
 
     def observe(self, ok: bool) -> None:
         self.health.observe(ok)
+
+    def attempt(self, answer: str, seconds: float | None) -> None:
+        if self.metrics is not None:
+            self.metrics.attempt(answer, seconds)
+
+    def paused(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.paused(seconds)
 
     @property
     def stopping(self) -> bool:

@@ -107,6 +107,22 @@ def _note(lock: Lock, holder: dict[str, Any]) -> None:
             os.write(lock.fd, dumps({"pid": os.getpid(), **holder}))
 
 
+def holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the lock at ``path`` now (pid, folder...), or None when no process does: for `status`,
+    which only looks (a shared lock taken and dropped at once; it never waits, never writes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(path) or {"pid": None}
+    finally:
+        os.close(fd)  # (closing drops a lock taken here)
+    return None
+
+
 def lock_folder(folder: Path) -> Lock:
     """One process per run folder: a second resume of it (or a run writing into it) is refused."""
     return acquire(folder / FOLDER_LOCK, {"folder": str(folder)}, "another bulkstatus is using this run folder")

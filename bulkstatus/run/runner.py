@@ -29,6 +29,7 @@ from bulkstatus.run.control import Health, RunWatch, StopControl
 from bulkstatus.run.doubt import DoubtResolver, row_key
 from bulkstatus.run.folder import REQUESTS, SUMMARY, Identity, Manifest, identity, read_json, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
+from bulkstatus.run.metrics import Metrics
 from bulkstatus.run.pending import PendingIndex, pending_check
 from bulkstatus.run.sender import Sender
 from bulkstatus.settings import Settings
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 REST_BATCH = 10_000  # rows of a stopped run's rest recorded at a time
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
 SYNC_EVERY = 1.0  # seconds between fsyncs
+METRICS_EVERY = 1.0  # seconds between writes of metrics.jsonl and live.json
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Run:
         self.notes: Counter[str] = Counter()  # adjustments the reader made, e.g. trimmed spaces
         self._grace_timer: asyncio.TimerHandle | None = None
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
+        # Second by second, for the report and `bulkstatus status` (rows 1..last_row were done before).
+        self.metrics = Metrics(job.manifest.folder, job.expected_rows, job.resume.last_row, job.resume.counts)
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -121,6 +125,7 @@ class Run:
                 self._recorder.close()
             except OutputError as exc:
                 self.stop.abort(str(exc))
+            self.metrics.flush(final=True)
             if self._requests_file is not None:
                 self._requests_file.close()
         return self._finish()
@@ -128,7 +133,7 @@ class Run:
     async def _send_all(self) -> None:
         settings = self.job.settings
         self._health = Health(settings.get("abort-after"))
-        async with open_caller(settings, RunWatch(self.stop, self._health)) as caller:
+        async with open_caller(settings, RunWatch(self.stop, self._health, self.metrics)) as caller:
             # Look-ups reach back to the start of the whole run, not of this resume.
             first_start = self.job.manifest.started
             resolver = DoubtResolver(caller, min(first_start, self._started), settings.get("doubt-settle"),
@@ -245,6 +250,8 @@ class Run:
                                        "in doubt: sent by an earlier session, its answer lost: resume looks it up")
         except OutputError as exc:
             self.stop.abort(str(exc))
+        else:
+            self.metrics.finished(Outcome.UNPROCESSED.value, count=len(batch))
 
     async def _route(self, checked: CheckedRow, dedupe: DuplicateIndex, resume: ResumePoint) -> None:
         row = checked.row
@@ -302,6 +309,7 @@ class Run:
             self._recorder.record(result)
         except OutputError as exc:  # the files stop where they were written whole; resume goes on
             self.stop.abort(str(exc))
+        self.metrics.finished(result.outcome.value, result.error)
         self.job.on_result(result)
 
     async def _process(self, row: Row, in_doubt: float | None) -> Result:
@@ -316,9 +324,12 @@ class Run:
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        last_sync = loop.time()
+        last_sync = last_metrics = loop.time()
         while True:
             await asyncio.sleep(FLUSH_EVERY)
+            if loop.time() - last_metrics >= METRICS_EVERY:
+                last_metrics = loop.time()
+                self.metrics.flush()
             try:
                 self._recorder.flush()
                 if loop.time() - last_sync >= SYNC_EVERY:
