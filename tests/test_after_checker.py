@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_rejected_and_failed_rows_come_back_with_their_reason_and_run_again(sim,
     decide_in_sim(sim, [ids[1]], "approved")
     cli("track", run.folder)
     assert [r["row"] for r in read_csv(redo)] == ["5", "6"]
-    tracking = __import__("json").loads((run.folder / "summary.json").read_text())["tracking"]
+    tracking = json.loads((run.folder / "summary.json").read_text())["tracking"]
     assert tracking["redoRows"] == 2 and tracking["redoFile"] == "rejected.csv"
     assert tracking["reasons"] == {"rejected: hold: case FR-2291 open": 1,
                                    "failed: Customer not found for the given identifiers (code 8015)": 1}
