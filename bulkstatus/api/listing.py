@@ -22,6 +22,7 @@ from typing import Any
 
 from bulkstatus.api.bodies import REQUEST_TYPE
 from bulkstatus.api.calls import Caller, Settled
+from bulkstatus.api.reasons import request_reason
 from bulkstatus.errors import BulkStatusError
 
 PENDING = "AdminTask"
@@ -82,6 +83,13 @@ async def list_pages(caller: Caller, params: dict[str, str], page_size: int,
 class Lookup:
     states: dict[str, str] = field(default_factory=dict)  # requestId -> state (NOT_FOUND for a 404)
     unchecked: dict[str, str] = field(default_factory=dict)  # requestId -> why it could not be looked up
+    reasons: dict[str, str] = field(default_factory=dict)  # requestId -> why it was rejected or failed, if said
+
+    def found(self, request_id: str, item: dict[str, Any]) -> None:
+        self.states[request_id] = str(item.get("state") or "")
+        reason = request_reason(item)
+        if reason:
+            self.reasons[request_id] = reason
 
 
 async def _scan(caller: Caller, since: date | None, missing: set[str], lookup: Lookup, page_size: int) -> bool:
@@ -95,7 +103,7 @@ async def _scan(caller: Caller, since: date | None, missing: set[str], lookup: L
             for item in items:
                 request_id = str(item.get("requestId") or "")
                 if request_id in missing:
-                    lookup.states[request_id] = str(item.get("state") or "")
+                    lookup.found(request_id, item)
                     missing.discard(request_id)
             page += 1
             # Newest first: new requests push older ones down a page, so one is seen twice, never skipped.
@@ -108,7 +116,7 @@ async def _get_one(caller: Caller, request_id: str, lookup: Lookup) -> None:
     settled = await caller.get(request_id)
     found = settled.answer.payload if settled.answer is not None else None
     if settled.done and found is not None and found.get("state"):
-        lookup.states[request_id] = str(found["state"])
+        lookup.found(request_id, found)
     elif settled.answer is not None and settled.answer.status == 404:
         lookup.states[request_id] = NOT_FOUND
     else:

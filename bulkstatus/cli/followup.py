@@ -65,12 +65,14 @@ def add_parsers(sub: Any, add_settings: AddSettings, add_common: Callable[[argpa
         sub, "approve", "approve or reject a run's pending requests, as the checker",
         "Decide every request of a run that is still AdminTask, with the checker's own UI token "
         "(BULKSTATUS_UI_TOKEN or --ui-token-file in the checker's shell). Each decision and its answer go to "
-        "approvals.csv. Exit 0 all accepted, 1 some refused or failed.")
+        "approvals.csv (outcome: decided, refused, not-applied, no-answer or in-doubt). "
+        "Exit 0 all accepted, 1 some refused or failed.")
     approve.add_argument("--decision", required=True, choices=("approved", "rejected"))
     approve.add_argument("--message", required=True, metavar="TEXT", help="actionMessage sent with each decision")
     approve.add_argument("--only", metavar="FILE",
                          help="decide only the rows of this CSV (by requestId, else identifierName+identifierValue)")
-    approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    approve.add_argument("--yes", action="store_true",
+                         help="do not ask for confirmation (required when stdin is not a terminal)")
     add_settings(approve, set(API_SETTINGS))
     add_common(approve)
 
@@ -147,9 +149,26 @@ def track(args: argparse.Namespace) -> int:
               file=err)
     if report.timed_out:
         print(f"  still not final after --wait-timeout {args.wait_timeout:g} s: run track again later", file=err)
+    _print_redo(folder, report.redo_rows, report.reasons)
     report_after(folder, enabled=bool(settings.get("report")))
     print(folder)
     return tracking_exit_status(report.counts)
+
+
+def _print_redo(folder: Path, rows: int, reasons: Mapping[str, int], shown: int = 3) -> None:
+    """Where the rejected and failed rows are, and the commonest reasons, on stderr."""
+    from bulkstatus.followup.redo import REDO
+
+    if not rows:
+        return
+    redo = folder / REDO
+    print(f"  {rows} rejected or failed after approval, each with its reason (stateReason) in {redo}; "
+          f"fix them there, then: bulkstatus run {redo}", file=sys.stderr)
+    common = sorted(reasons.items(), key=lambda kv: -kv[1])
+    for reason, count in common[:shown]:
+        print(f"    {count} x {reason}", file=sys.stderr)
+    if len(common) > shown:
+        print(f"    ... and {len(common) - shown} other reason(s)", file=sys.stderr)
 
 
 def _confirm(question: str) -> bool:
@@ -161,7 +180,8 @@ def approve(args: argparse.Namespace) -> int:
     from bulkstatus.followup.approve import APPROVALS, decide, plan
 
     if not args.yes and not sys.stdin.isatty():
-        raise ConfigError("stdin is not a terminal, so approve cannot ask for confirmation: pass --yes")
+        raise ConfigError("stdin is not a terminal, so approve does not ask, and a piped `y` is not taken as "
+                          "an answer: pass --yes to decide without asking")
     folder = Path(args.folder)
     settings = _api_settings(args, Manifest.load(folder))
     only = Path(args.only) if args.only else None
@@ -186,8 +206,13 @@ def approve(args: argparse.Namespace) -> int:
     if report.aborted:
         print(f"bulkstatus: aborted: {report.aborted}", file=err)
     elif report.refused:
-        print("  see the error column of approvals.csv (403 code 4000: the maker cannot decide their own "
-              "requests; the checker needs CanCheckRequest)", file=err)
+        print("  the rows whose outcome is not `decided` in approvals.csv say why in their error column", file=err)
+        if report.refused_by_status.get(403):
+            print("  403 code 4000: the maker cannot decide their own requests; the checker needs "
+                  "CanCheckRequest", file=err)
+        if report.refused_by_status.get(400):
+            print("  400: most often the request was no longer pending (decided by someone else meanwhile)",
+                  file=err)
     print(folder)
     if report.aborted:
         return ExitStatus.ABORTED

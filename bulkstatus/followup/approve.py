@@ -3,9 +3,12 @@
 Two steps, so that the CLI can ask for confirmation in between: ``plan`` reads the run's submitted
 requests (optionally only those listed in a CSV) and looks up their states, keeping those still
 ``AdminTask``; ``decide`` sends one decision per request, paced and retried like a run, and appends each
-decision and its answer to ``approvals.csv`` as it comes. A refusal (403 with code 4000: the maker
-deciding their own request, or a user without CanCheckRequest) is a row of that file like any other
-answer and does not stop the others; only credentials the API keeps refusing (401) stop the batch.
+decision and its answer to ``approvals.csv`` as it comes. Its ``outcome`` column keeps the decisions the
+API made (``decided``, ``state`` saying where the request ended) apart from those it did not: ``refused``
+(an error answer: 403 with code 4000, the maker deciding their own request or a user without
+CanCheckRequest; 400, the request no longer pending; 404), ``not-applied`` (a 200 whose request is still
+pending), ``no-answer`` and ``in-doubt``. A refusal does not stop the others; only credentials the API
+keeps refusing (401) stop the batch.
 
 Only ``submitted`` rows are decided: a ``pending-exists`` row points at a request an earlier run made,
 which is decided from that run's folder.
@@ -33,8 +36,11 @@ from bulkstatus.settings import Settings
 from bulkstatus.timestamps import stamp_ms
 
 APPROVALS = "approvals.csv"
-APPROVAL_COLUMNS = ("requestId", "row", "identifierName", "identifierValue", "decision", "httpStatus",
+APPROVAL_COLUMNS = ("requestId", "row", "identifierName", "identifierValue", "decision", "outcome", "httpStatus",
                     "state", "errorCode", "error", "decidedAt")
+# approvals.csv as written before the outcome column; such a file is given the column on the next approve.
+_OLD_COLUMNS = tuple(c for c in APPROVAL_COLUMNS if c != "outcome")
+DECIDED, REFUSED, NOT_APPLIED, NO_ANSWER, IN_DOUBT = "decided", "refused", "not-applied", "no-answer", "in-doubt"
 DECISIONS = ("approved", "rejected")
 # The states a request may end in after each decision ("failed": approved, then the change itself failed).
 _ENDS = {"approved": frozenset({"approved", "failed"}), "rejected": frozenset({"rejected"})}
@@ -62,7 +68,8 @@ class ApproveReport:
     accepted: int = 0
     refused: int = 0
     aborted: str | None = None
-    counts: Counter[str] = field(default_factory=Counter)  # answers by final state or "refused"
+    counts: Counter[str] = field(default_factory=Counter)  # decisions by state, the others by outcome
+    refused_by_status: Counter[int] = field(default_factory=Counter)  # REFUSED answers by HTTP status
     calls: int = 0
 
 
@@ -130,21 +137,53 @@ async def plan(folder: Path, settings: Settings, only: Path | None = None) -> Pl
     return Plan(folder, pending, others, unmatched, calls)
 
 
+def old_outcome(row: dict[str, str]) -> str:
+    """The outcome of a row written before approvals.csv had the column, from what the row holds."""
+    error = row.get("error") or ""
+    if error.startswith("in doubt"):
+        return IN_DOUBT
+    if error.startswith("no answer"):
+        return NO_ANSWER
+    state = row.get("state") or ""
+    if state == PENDING:
+        return NOT_APPLIED
+    return DECIDED if state else REFUSED
+
+
+def _add_outcome_column(path: Path) -> None:
+    """Rewrite an approvals.csv of the earlier layout with the outcome column, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with path.open(newline="", encoding="utf-8") as src, tmp.open("w", newline="", encoding="utf-8") as dst:
+        writer = csv_writer(dst)
+        writer.writerow(APPROVAL_COLUMNS)
+        for row in csv.DictReader(src):
+            writer.writerow([old_outcome(row) if c == "outcome" else row.get(c) or "" for c in APPROVAL_COLUMNS])
+    tmp.replace(path)
+
+
 class _Journal:
     """approvals.csv, appended to row by row (a second approve on the same folder adds to it)."""
 
     def __init__(self, path: Path) -> None:
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            with path.open(newline="", encoding="utf-8") as fh:
+                header = tuple(next(csv.reader(fh), ()))
+            if header == _OLD_COLUMNS:
+                _add_outcome_column(path)
+            elif header != APPROVAL_COLUMNS:
+                raise RunFolderError(f"{str(path)!r} has columns this version does not write: move it aside "
+                                     "(approve starts a new one)")
         self._fh = path.open("a", newline="", encoding="utf-8")
         self._writer = csv_writer(self._fh)
         if new:
             self._writer.writerow(APPROVAL_COLUMNS)
 
-    def write(self, target: Target, decision: str, status: int | None, state: str, code: str,
+    def write(self, target: Target, decision: str, outcome: str, status: int | None, state: str, code: str,
               error: str) -> None:
         self._writer.writerow((target.request_id, target.row, spreadsheet_safe(target.identifier_name),
-                               spreadsheet_safe(target.identifier_value),
-                               decision, "" if status is None else status, state, code, error, stamp_ms()))
+                               spreadsheet_safe(target.identifier_value), decision, outcome,
+                               "" if status is None else status, state, code, spreadsheet_safe(error), stamp_ms()))
         self._fh.flush()
 
     def close(self) -> None:
@@ -183,28 +222,38 @@ async def _decide_one(caller: Caller, target: Target, decision: str, message: st
         return
     except DecisionInDoubt as exc:
         report.refused += 1
-        report.counts["in doubt"] += 1
-        journal.write(target, decision, None, "", "", f"in doubt: the answer was lost and the request is {exc}; "
-                      "it is not sent again: run approve again later (it plans from the live states)")
+        report.counts[IN_DOUBT] += 1
+        journal.write(target, decision, IN_DOUBT, None, "", "", f"in doubt: the answer was lost and the request "
+                      f"is {exc}; it is not sent again: run approve again later (it plans from the live states)")
         return
     status, code, error = settled.error()
     decided = settled.adopted or (settled.answer.payload if settled.done and settled.answer is not None else None)
     state = str(decided.get("state") or "") if decided is not None else ""
     if settled.adopted is not None:
         status, code, error = 200, "", "the answer was lost; the request has been decided"
-    if decided is not None and state:
+    if decided is not None and state and state != PENDING:
+        outcome = DECIDED
         report.accepted += 1
         report.counts[state] += 1
         code, error = ("", "") if settled.adopted is None else (code, error)
-    elif settled.answer is None:
+    elif decided is not None and state:
+        outcome = NOT_APPLIED
         report.refused += 1
-        report.counts["no answer"] += 1
+        report.counts[outcome] += 1
+        error = "answered, but the request is still AdminTask: run track later; approve again if it stays pending"
+    elif settled.answer is None:
+        outcome = NO_ANSWER
+        report.refused += 1
+        report.counts[outcome] += 1
         error = f"no answer: {error}; run approve again to retry"
     else:
+        outcome = REFUSED
         report.refused += 1
-        report.counts["refused" if status == 403 else "failed to decide"] += 1
+        report.counts[outcome] += 1
+        if status is not None:
+            report.refused_by_status[status] += 1
         error = error or f"HTTP {status}"
-    journal.write(target, decision, status, state, code, error)
+    journal.write(target, decision, outcome, status, state, code, error)
 
 
 async def decide(plan: Plan, settings: Settings, decision: str, message: str) -> ApproveReport:

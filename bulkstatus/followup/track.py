@@ -3,8 +3,10 @@
 Every row with a requestId (``submitted``, and ``pending-exists`` rows, whose request an earlier run
 made) is looked up with ``listing.current_states``. results.csv is then rewritten as a stream, row by
 row into a temporary file that replaces it (so a reader sees the old file or the new one), with the new
-``state`` and a ``stateCheckedAt`` column; what stays in memory is one entry per request. With ``wait``
-the look-up repeats, for the requests not yet final only, until all are final or the time is up.
+``state``, a ``stateCheckedAt`` column and a ``stateReason`` column (why a request was rejected or failed,
+when the API says: ``bulkstatus.api.reasons``); what stays in memory is one entry per request. The same
+pass writes ``rejected.csv`` (``bulkstatus.followup.redo``). With ``wait`` the look-up repeats, for the
+requests not yet final only, until all are final or the time is up.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from typing import Any
 from bulkstatus.api.calls import Caller, open_caller
 from bulkstatus.api.listing import FINAL_STATES, NOT_FOUND, current_states, window_start
 from bulkstatus.errors import RunFolderError
+from bulkstatus.followup.redo import REDO, RedoFile
+from bulkstatus.logs import scrub
+from bulkstatus.run.cells import spreadsheet_safe
 from bulkstatus.run.folder import SUMMARY, Manifest, read_json, write_json
 from bulkstatus.run.journal import RESULTS, csv_writer
 from bulkstatus.settings import Settings
 from bulkstatus.timestamps import stamp_ms
 
 CHECKED_COLUMN = "stateCheckedAt"
+REASON_COLUMN = "stateReason"
 UNCHECKED = "unchecked"  # counted for a request whose look-up failed; its old state stays in the file
 # States after which nothing changes any more: the documented final ones, and a requestId the API
 # does not know.
@@ -45,6 +51,8 @@ class TrackReport:
     checked_at: str
     timed_out: bool = False
     last_problem: str = ""  # why the last unchecked request could not be looked up
+    redo_rows: int = 0  # rows in rejected.csv
+    reasons: Counter[str] = field(default_factory=Counter)  # "state: reason" of the rows in rejected.csv
 
     @property
     def api_calls(self) -> int:
@@ -61,6 +69,7 @@ class _Known:
 
     states: dict[str, tuple[str, str]] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # of the requests looked up whose answer gave one
 
     def open_ids(self) -> list[str]:
         return [rid for rid, (state, checked) in self.states.items() if not checked or state not in SETTLED]
@@ -90,8 +99,9 @@ def read_requests(path: Path) -> dict[str, tuple[str, str]]:
     return found
 
 
-def rewrite_results(path: Path, states: dict[str, tuple[str, str]]) -> None:
-    """Put each request's state and check time into results.csv, atomically."""
+def rewrite_results(path: Path, states: dict[str, tuple[str, str]], reasons: dict[str, str]) -> RedoFile:
+    """Put each request's state, check time and reason into results.csv, atomically; write rejected.csv
+    from the same rows (a row not looked up this time keeps what an earlier track wrote)."""
     tmp = path.with_name(path.name + ".tmp")
     with path.open(newline="", encoding="utf-8") as src, tmp.open("w", newline="", encoding="utf-8") as dst:
         reader = csv.reader(src)
@@ -99,20 +109,29 @@ def rewrite_results(path: Path, states: dict[str, tuple[str, str]]) -> None:
         header = next(reader, None)
         if header is None:
             raise RunFolderError(f"{str(path)!r} is empty: the run recorded no rows")
-        if CHECKED_COLUMN not in header:
-            header.append(CHECKED_COLUMN)
+        header.extend(c for c in (CHECKED_COLUMN, REASON_COLUMN) if c not in header)
         writer.writerow(header)
-        id_at, state_at, checked_at = (header.index(c) for c in ("requestId", "state", CHECKED_COLUMN))
+        id_at, state_at, checked_at, reason_at = (header.index(c) for c in ("requestId", "state", CHECKED_COLUMN,
+                                                                            REASON_COLUMN))
         width = len(header)
-        for row in reader:
-            row.extend([""] * (width - len(row)))
-            known = states.get(row[id_at]) if row[id_at] else None
-            if known is not None and known[1]:
-                row[state_at], row[checked_at] = known
-            writer.writerow(row)
-        dst.flush()
-        os.fsync(dst.fileno())
+        redo = RedoFile(path.with_name(REDO), header)
+        try:
+            for row in reader:
+                row.extend([""] * (width - len(row)))
+                known = states.get(row[id_at]) if row[id_at] else None
+                if known is not None and known[1]:
+                    row[state_at], row[checked_at] = known
+                    row[reason_at] = spreadsheet_safe(reasons.get(row[id_at], ""))
+                writer.writerow(row)
+                redo.offer(row)
+            dst.flush()
+            os.fsync(dst.fileno())
+        except BaseException:
+            redo.discard()
+            raise
     os.replace(tmp, path)
+    redo.commit()
+    return redo
 
 
 def write_tracking(folder: Path, report: TrackReport) -> None:
@@ -136,6 +155,9 @@ def write_tracking(folder: Path, report: TrackReport) -> None:
         "getCalls": report.calls.get("get", 0),
         "polls": report.polls,
         "timedOut": report.timed_out,
+        "redoFile": REDO,
+        "redoRows": report.redo_rows,
+        "reasons": dict(report.reasons.most_common(20)),
     }
     write_json(path, summary)
 
@@ -157,6 +179,11 @@ async def _poll(caller: Caller, known: _Known, since: date | None, settings: Set
     for request_id, state in lookup.states.items():
         known.states[request_id] = (state, checked_at)
         known.unchecked.pop(request_id, None)
+        reason = lookup.reasons.get(request_id)
+        if reason:
+            known.reasons[request_id] = scrub(reason)
+        else:
+            known.reasons.pop(request_id, None)
     known.unchecked.update(lookup.unchecked)
 
 
@@ -187,9 +214,9 @@ async def track(folder: Path, settings: Settings, options: WaitOptions | None = 
                 break
             await options.sleep(min(options.interval, remaining))
         calls = Counter(caller.calls)
-    await asyncio.to_thread(rewrite_results, results, known.states)
+    redo = await asyncio.to_thread(rewrite_results, results, known.states, known.reasons)
     counts: Counter[str] = Counter(state if checked else UNCHECKED for state, checked in known.states.values())
     report = TrackReport(folder, counts, len(known.states), calls, polls, stamp_ms(), timed_out,
-                         next(iter(known.unchecked.values()), ""))
+                         next(iter(known.unchecked.values()), ""), redo.rows, redo.reasons)
     write_tracking(folder, report)
     return report

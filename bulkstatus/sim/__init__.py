@@ -9,8 +9,10 @@ Where the docs leave behaviour open, the simulator chooses (and may differ from 
 - Only CUSTOMER-STATUS-CHANGE is served (exact spelling in the path); other request types answer 404.
 - Approve/reject: no CanCheckRequest, or the maker deciding their own request, is 403 with code 4000; a
   request no longer in AdminTask is 400; an unknown requestId 404. The answer's details gain the
-  `AdminTask-Payload` of the decision. An approval ends "failed" for `fail_on_approve` values and when the
-  payload's inner Authorization is not Basic of an `intouch_users` entry.
+  `AdminTask-Payload` of the decision. An approval ends "failed" for `fail_on_approve` values (the inner
+  call answering 8015) and when the payload's inner Authorization is not Basic of an `intouch_users` entry
+  (401); a failed request's details then hold that inner error answer as `IntouchAPITask_Output`, in the v2
+  error shape (undocumented: named like the documented `ValidatePayload_Output`).
 - List: PageNo is 0-based; limit defaults to 10 and must be 1..500; the default order is newest first.
 - Times are naive UTC, "YYYY-MM-DDTHH:MM:SS". Retry-After is whole seconds ("2") or a decimal ("0.05").
 - Control endpoints: GET /__sim/accepted, GET /__sim/stats, GET and POST /__sim/config.

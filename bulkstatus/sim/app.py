@@ -25,6 +25,7 @@ from bulkstatus.sim.state import (
 from bulkstatus.sim.validate import Invalid, validate_create
 
 if TYPE_CHECKING:
+    from bulkstatus.sim.config import SimConfig
     from bulkstatus.sim.server import Simulator
 
 WORKFLOW = "/api_gateway/v2/request-workflow"
@@ -32,6 +33,9 @@ REQUEST_TYPE = "CUSTOMER-STATUS-CHANGE"  # the only request type simulated; othe
 NOT_FOUND_CODE = 8015
 NOT_AUTHORISED_CODE = 4000
 _NO_BODY = object()
+# What the inner status change answers when it fails after approval, in the v2 error shape.
+INNER_REFUSED = (8015, "Customer not found for the given identifiers")
+INNER_AUTH_FAILED = (401, "Intouch API authentication failed: the inner task's Authorization was not accepted")
 
 
 def _finish(call: ReceivedCall, outcome: str, response: web.Response) -> web.Response:
@@ -110,12 +114,10 @@ class Handlers:
             return _finish(call, "rejected", answer)
 
         now = sim.now()
-        state, end_time = PENDING, None
+        state, end_time, inner = PENDING, None, None
         if config.auto_approve:
-            ok = fields.identifier_value not in config.fail_on_approve and inner_auth_ok(
-                fields.payload.get("headers", {}).get("Authorization"), config
-            )
-            state, end_time = (APPROVED if ok else FAILED), now
+            inner = _inner_failure(fields.identifier_value, fields.payload, config)
+            state, end_time = (APPROVED if inner is None else FAILED), now
         stored = StoredRequest(
             request_id=uuid1_at(now),
             user_id=caller[0],
@@ -131,6 +133,7 @@ class Handlers:
             label=fields.label,
             reason=fields.reason,
             stamp_zone_minutes=config.stamp_zone_minutes,
+            inner_output=inner,
         )
         sim.state.add(stored)
         call.request_id = stored.request_id
@@ -193,15 +196,12 @@ class Handlers:
         if stored.state != PENDING:
             return v2_error(400, 400, f"Request is not awaiting a decision: its state is {stored.state}")
         if decision == "rejected":
-            final = REJECTED
-        elif stored.identifier_value in config.fail_on_approve or not inner_auth_ok(
-            stored.payload.get("headers", {}).get("Authorization"), config
-        ):
-            final = FAILED
+            final, inner = REJECTED, None
         else:
-            final = APPROVED
+            inner = _inner_failure(stored.identifier_value, stored.payload, config)
+            final = APPROVED if inner is None else FAILED
         admin_payload = {"actionDecision": decision, "actionMessage": message}
-        stored = sim.state.decide(request_id, final, sim.now(), caller[0], message, admin_payload)
+        stored = sim.state.decide(request_id, final, sim.now(), caller[0], message, admin_payload, inner)
         return data_response(stored.to_api())
 
     async def oauth_generate(self, request: web.Request) -> web.Response:
@@ -241,6 +241,17 @@ class Handlers:
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
         return json_response(self.sim.config.public_view())
+
+
+def _inner_failure(identifier_value: str, payload: dict[str, Any], config: SimConfig) -> dict[str, Any] | None:
+    """The inner status change's error answer when it would fail after approval, else None."""
+    if identifier_value in config.fail_on_approve:
+        code, message = INNER_REFUSED
+    elif not inner_auth_ok(payload.get("headers", {}).get("Authorization"), config):
+        code, message = INNER_AUTH_FAILED
+    else:
+        return None
+    return {"errors": [{"status": False, "code": code, "message": message}], "warnings": []}
 
 
 def _decision(body: Any) -> tuple[str, str, str]:

@@ -47,6 +47,7 @@ class StoredRequest:
     checker_id: int | None = None
     decision_payload: dict[str, Any] | None = None  # the AdminTask-Payload of the decision
     stamp_zone_minutes: int = 0  # the server clock's zone: times are written in it, with no zone named
+    inner_output: dict[str, Any] | None = None  # a failed request's IntouchAPITask_Output: the inner error
 
     def local(self, when: datetime) -> datetime:
         """A stored time (naive UTC) as the server writes it."""
@@ -61,6 +62,8 @@ class StoredRequest:
         }
         if self.decision_payload is not None:
             details["AdminTask-Payload"] = self.decision_payload
+        if self.inner_output is not None:
+            details["IntouchAPITask_Output"] = self.inner_output
         return {
             "requestId": self.request_id,
             "userId": self.user_id,
@@ -152,11 +155,13 @@ class SimState:
         checker_id: int,
         message: str,
         decision_payload: dict[str, Any],
+        inner_output: dict[str, Any] | None = None,
     ) -> StoredRequest:
         """Move a pending request to its final state (the caller checked that it is pending)."""
         with self._lock:
             request = self._requests[request_id]
             request.state = state
+            request.inner_output = inner_output
             request.end_time = end_time
             request.checker_id = checker_id
             request.decision_message = message
