@@ -42,13 +42,11 @@ def redact_url(url: str) -> str:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The parts of a URL that must never be shown: the whole URL, its user info and its path and query."""
+    """The parts of a URL that must never be shown: its path and query, and a password in it (masking
+    them masks the URL too, and leaves what ``redact_url`` shows)."""
     parts = urlsplit(url)
     tail = parts.path + (f"?{parts.query}" if parts.query else "")
-    found = [url, tail if tail not in ("", "/") else ""]
-    if parts.password:
-        found.append(parts.password)
-    return [s for s in found if len(s) >= 4]
+    return [s for s in (tail, parts.password or "") if len(s) >= 4]
 
 
 def parse_urls(value: Any, where: str = "--notify") -> tuple[str, ...]:
@@ -68,6 +66,9 @@ def parse_urls(value: Any, where: str = "--notify") -> tuple[str, ...]:
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
         except ValueError:
             ok = False
+        if not ok and "://" not in url:
+            raise ConfigError(f"{where}: a value does not start with https:// or http:// (not shown: it may hold "
+                              "a token): give the webhook's whole URL")
         if not ok:
             raise ConfigError(f"{where}: {redact_url(url)} is not an http:// or https:// URL with a host: "
                               "give the webhook's whole URL")
@@ -158,11 +159,12 @@ async def _post(session: Any, url: str, body: bytes, policy: Policy) -> Delivery
     where = redact_url(url)
     deadline = time.monotonic() + policy.total
     detail = "not tried"
-    attempt = 0
+    made = 0
     for attempt in range(1, policy.attempts + 1):
         left = deadline - time.monotonic()
         if left <= 0:
             break
+        made = attempt
         try:
             async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=left),
                                     headers={"Content-Type": "application/json",
@@ -179,12 +181,12 @@ async def _post(session: Any, url: str, body: bytes, policy: Policy) -> Delivery
             if 200 <= status < 300:
                 return Delivery(where, True, attempt, detail)
             if status != 429 and status < 500:
-                return Delivery(where, False, attempt, detail)
+                return Delivery(where, False, made, detail)
         if attempt < policy.attempts:
             wait = min(policy.backoff * 2 ** (attempt - 1), max(deadline - time.monotonic(), 0))
             if wait > 0:
                 await asyncio.sleep(wait)
-    return Delivery(where, False, attempt, detail)
+    return Delivery(where, False, made, detail)
 
 
 async def deliver(urls: Sequence[str], message: Mapping[str, Any], policy: Policy) -> list[Delivery]:
