@@ -35,7 +35,7 @@ def send_notice(settings: Settings, command: str, folder: Path, status: str, exi
     policy = Policy(backoff=settings.get("backoff"), total=settings.get("notify-timeout"))
     file_log = logs.log_to_file(folder / "run.log")  # what came of it is in the run's log too
     try:
-        notify(urls, build_message(summary, command, str(folder), status, exit_code), policy)
+        notify(urls, build_message(summary, command, str(folder.resolve()), status, exit_code), policy)
     finally:
         logging.getLogger("bulkstatus").removeHandler(file_log)
         file_log.close()
