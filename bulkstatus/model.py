@@ -72,3 +72,6 @@ class Result:
     error: str = ""
     attempts: int = 0
     finished_at: str = ""
+    # A failure that is only retries running out (5xx, 429s, no answer): the API never gave this row a
+    # final answer, so it is worth sending again as it is (retry.csv), unlike a refusal (fix.csv).
+    transient: bool = False

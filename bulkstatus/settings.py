@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bulkstatus.errors import ConfigError
+from bulkstatus.run.brakes import FailureLimit, parse_failure_limit
 
-Kind = Literal["str", "int", "float", "bool", "rate"]
+Kind = Literal["str", "int", "float", "bool", "rate", "count", "failures", "urls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class Spec:
     help: str = ""
     secret: bool = False  # environment or *-file only; never printed
     own_flag: bool = False  # the flag is declared by each command that takes it, not in the settings group
+    per_session: bool = False  # a resume does not take it from the run's settings, only from its own sources
 
     @property
     def env(self) -> str:
@@ -85,6 +87,16 @@ SPECS: tuple[Spec, ...] = (
          help="before sending, skip rows whose customer already has a pending request with the same label"),
     Spec("list-limit", kind="int", default=500,
          help="page size for the list endpoint (the API's maximum is not documented; 500 in the simulator)"),
+    Spec("limit", kind="count", per_session=True,
+         help="send at most N rows in this session; the rest is left unprocessed for `bulkstatus resume`"),
+    Spec("max-failures", kind="failures",
+         help="stop the run (exit 3) when more than N rows, or P%% of the rows answered (once 20 are), "
+              "are refused by the API for reasons a retry will not fix"),
+    Spec("notify", kind="urls", per_session=True,
+         help="POST a JSON summary to this URL when the command ends (repeatable; in BULKSTATUS_NOTIFY, "
+              "URLs separated by spaces)"),
+    Spec("notify-timeout", kind="float", default=10.0,
+         help="seconds for all attempts (at most 3) of one notification"),
 )
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 SECRET_NAMES = tuple(s.name for s in SPECS if s.secret)
@@ -148,8 +160,12 @@ class Settings:
         out: dict[str, Any] = {}
         for spec in SPECS:
             value = self.values.get(spec.name)
-            if not spec.secret:
-                out[spec.name] = value.text if isinstance(value, Rate) else value
+            if spec.kind == "urls" and value:  # a webhook's path may hold its token: scheme://host only
+                from bulkstatus.notify import redact_url
+
+                out[spec.name] = [redact_url(url) for url in value]
+            elif not spec.secret:
+                out[spec.name] = value.text if isinstance(value, Rate | FailureLimit) else value
             elif spec.name + "-file" in self.values:  # a secret is left out; the file it came from is not
                 out[spec.name + "-file"] = self.values[spec.name + "-file"]
         return out
@@ -192,8 +208,20 @@ def _convert(spec: Spec, value: Any, origin: str) -> Any:
             raise ValueError
         if spec.kind == "rate":
             return parse_rate(str(value))
+        if spec.kind == "count":
+            number = int(value)
+            if number < 1:
+                raise ValueError
+            return number
+        if spec.kind == "failures":
+            return parse_failure_limit(str(value), where)
+        if spec.kind == "urls":
+            from bulkstatus.notify import parse_urls
+
+            return parse_urls(value, where)
     except ValueError:
-        kind = {"int": "a whole number >= 0", "float": "a number >= 0", "bool": "true or false"}[spec.kind]
+        kind = {"int": "a whole number >= 0", "float": "a number >= 0", "bool": "true or false",
+                "count": "a whole number >= 1"}[spec.kind]
         raise ConfigError(f"{where} must be {kind}, not {value!r}") from None
     return str(value)
 

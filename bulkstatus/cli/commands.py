@@ -20,6 +20,7 @@ from bulkstatus import logs
 from bulkstatus.api.bodies import basic_authorization, inner_authorization
 from bulkstatus.api.pacer import Pacer
 from bulkstatus.cli.exitcodes import ExitStatus, run_exit_status
+from bulkstatus.cli.notice import send_notice
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
 from bulkstatus.cli.reporting import report_after
@@ -185,7 +186,8 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     flags = settings_flags(args)
     # The run's own settings hold unless a flag says otherwise now; secrets come from the environment.
     stored = {k: v for k, v in manifest.settings.items()
-              if k in SPEC_BY_NAME and not SPEC_BY_NAME[k].secret and v is not None and k not in flags}
+              if k in SPEC_BY_NAME and not SPEC_BY_NAME[k].secret and v is not None and k not in flags
+              and not SPEC_BY_NAME[k].per_session}  # --limit, --notify: this session's own, if any
     stored.update(flags)
     settings = load_settings(args, stored)
     input_path = Path(manifest.input)
@@ -237,6 +239,8 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
         print(f"bulkstatus: stopped at once; continue with: bulkstatus resume {job.manifest.folder}",
               file=sys.stderr)
         print(job.manifest.folder)
+        send_notice(job.settings, args.command, job.manifest.folder, "interrupted", ExitStatus.INTERRUPTED,
+                    fresh=False)
         return ExitStatus.INTERRUPTED
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()) if v)
@@ -248,6 +252,7 @@ def _execute(job: Job, args: argparse.Namespace, total: int | None, initial: int
     _print_summary(report, job)
     report_after(job.manifest.folder, interrupted=report.interrupted, enabled=bool(job.settings.get("report")))
     print(job.manifest.folder)
+    send_notice(job.settings, args.command, job.manifest.folder, job.manifest.status, status)
     return status
 
 
@@ -262,7 +267,8 @@ async def _run_with_signals(job: Job, args: argparse.Namespace) -> tuple[RunRepo
         runner = Run(job)
         _install_signals(runner)
         report = await runner.execute()
-        return run_exit_status(report.counts, report.interrupted, report.abort_reason is not None)
+        return run_exit_status(report.counts, report.interrupted, report.abort_reason is not None,
+                               report.left_by_limit)
 
     if job.settings.get("sandbox"):
         status = await _with_sandbox(job.settings, body)
@@ -328,6 +334,8 @@ def _print_summary(report: RunReport, job: Job) -> None:
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED)) - report.in_doubt
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
+    if report.left_by_limit:
+        print(f"  --limit {report.limit} reached: {report.left_by_limit} rows left unprocessed, as asked", file=err)
     stopped = report.interrupted or report.abort_reason or bool(counts.get(Outcome.UNPROCESSED.value))
     if stopped:
         print(f"  continue with: bulkstatus resume {folder}", file=err)

@@ -17,12 +17,16 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: a clean stop, resumable
 
 
-def run_exit_status(counts: Mapping[str, int], interrupted: bool, aborted: bool) -> ExitStatus:
+def run_exit_status(counts: Mapping[str, int], interrupted: bool, aborted: bool,
+                    left_by_limit: int = 0) -> ExitStatus:
+    """``left_by_limit``: unprocessed rows that --limit left, as asked; they do not make the exit status 1
+    (so that ``run --limit 20 F && resume FOLDER`` goes on only when the first 20 went well)."""
     if aborted:
         return ExitStatus.ABORTED
     if interrupted:
         return ExitStatus.INTERRUPTED
-    bad = (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED)
-    if any(counts.get(o.value, 0) for o in bad):
+    if counts.get(Outcome.FAILED.value, 0) or counts.get(Outcome.INVALID.value, 0):
+        return ExitStatus.ROWS_FAILED
+    if counts.get(Outcome.UNPROCESSED.value, 0) > left_by_limit:
         return ExitStatus.ROWS_FAILED
     return ExitStatus.OK

@@ -16,8 +16,10 @@ from typing import Any
 
 from bulkstatus.api.listing import API_SETTINGS, FINAL_STATES, PENDING
 from bulkstatus.cli.exitcodes import ExitStatus
+from bulkstatus.cli.notice import send_notice
 from bulkstatus.cli.reporting import report_after
-from bulkstatus.errors import ConfigError
+from bulkstatus.errors import ConfigError, RunAborted
+from bulkstatus.logs import scrub
 from bulkstatus.preflight import check_connection
 from bulkstatus.run.folder import Manifest
 from bulkstatus.settings import Settings
@@ -25,6 +27,8 @@ from bulkstatus.settings import Settings
 log = logging.getLogger("bulkstatus")
 AddSettings = Callable[..., None]
 BAD_STATES = frozenset({"rejected", "failed", "not-found"})
+TRACK_STATUS = {ExitStatus.OK: "all-approved", ExitStatus.ROWS_FAILED: "some-not-approved",
+                ExitStatus.PENDING: "some-pending"}  # the `status` of track's --notify message
 
 
 def _seconds(text: str) -> float:
@@ -55,7 +59,7 @@ def add_parsers(sub: Any, add_settings: AddSettings, add_common: Callable[[argpa
                        help="give up waiting after S seconds (default 3600)")
     track.add_argument("--wait-interval", type=_seconds, default=30.0, metavar="S",
                        help="seconds between two looks while waiting (default 30)")
-    add_settings(track, set(API_SETTINGS))
+    add_settings(track, set(API_SETTINGS) | {"notify", "notify-timeout"})
     from bulkstatus.cli.parser import add_no_report
 
     add_no_report(track)
@@ -139,6 +143,16 @@ def track(args: argparse.Namespace) -> int:
     options = WaitOptions(wait=args.wait, timeout=args.wait_timeout, interval=args.wait_interval, on_poll=bar)
     try:
         report = asyncio.run(track_run(folder, settings, options))
+    except RunAborted as exc:
+        bar.close()
+        print(f"bulkstatus: aborted: {scrub(str(exc))}", file=sys.stderr)
+        send_notice(settings, "track", folder, "aborted", ExitStatus.ABORTED)
+        return ExitStatus.ABORTED
+    except KeyboardInterrupt:
+        bar.close()
+        print("bulkstatus: interrupted", file=sys.stderr)
+        send_notice(settings, "track", folder, "interrupted", ExitStatus.INTERRUPTED)
+        return ExitStatus.INTERRUPTED
     finally:
         bar.close()
     err = sys.stderr
@@ -152,7 +166,9 @@ def track(args: argparse.Namespace) -> int:
     _print_redo(folder, report.redo_rows, report.reasons)
     report_after(folder, enabled=bool(settings.get("report")))
     print(folder)
-    return tracking_exit_status(report.counts)
+    status = tracking_exit_status(report.counts)
+    send_notice(settings, "track", folder, TRACK_STATUS[status], status)
+    return status
 
 
 def _print_redo(folder: Path, rows: int, reasons: Mapping[str, int], shown: int = 3) -> None:

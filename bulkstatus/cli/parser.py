@@ -108,6 +108,9 @@ def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None
         if spec.kind == "bool":
             group.add_argument(f"--{spec.name}", dest=spec.name, action="store_const", const=True,
                                default=None, help=f"{spec.help}{default}")
+        elif spec.kind == "urls":
+            group.add_argument(f"--{spec.name}", dest=spec.name, metavar="URL", action="append",
+                               help=f"{spec.help} [{spec.env}]")
         else:
             group.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE",
                                help=f"{spec.help}{default} [{spec.env}]")

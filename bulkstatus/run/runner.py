@@ -25,6 +25,7 @@ from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, collector_paused
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
+from bulkstatus.run.brakes import FailureBrake
 from bulkstatus.run.control import Health, RunWatch, StopControl
 from bulkstatus.run.doubt import DoubtResolver, row_key
 from bulkstatus.run.folder import REQUESTS, SUMMARY, Identity, Manifest, identity, read_json, write_json
@@ -72,6 +73,8 @@ class RunReport:
     in_doubt: int = 0  # unprocessed rows that were sent and whose answer was lost: resume settles them
     interrupted: bool = False
     abort_reason: str | None = None
+    limit: int | None = None  # --limit of this session
+    left_by_limit: int = 0  # rows recorded unprocessed because the limit was reached
 
     @property
     def duration(self) -> float:
@@ -103,6 +106,12 @@ class Run:
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
         # Second by second, for the report and `bulkstatus status` (rows 1..last_row were done before).
         self.metrics = Metrics(job.manifest.folder, job.expected_rows, job.resume.last_row, job.resume.counts)
+        self._limit: int | None = settings.get("limit")
+        self._handed = 0  # rows handed to the workers (sent, or written to requests.jsonl), for --limit
+        self._left_by_limit = 0
+        self._rest_error = "not sent: the run stopped before this row"
+        failures = settings.get("max-failures")
+        self._brake = FailureBrake(failures) if failures is not None else None
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -187,10 +196,14 @@ class Run:
                 if chunk is None:
                     return
                 for checked in chunk:
-                    if self.stop.stopping:  # the rest is recorded after the workers are done (_write_rest)
+                    limited = self._limit is not None and self._handed >= self._limit
+                    if self.stop.stopping or limited:  # the rest is recorded after the workers are done
                         self._rest_reader, self._rest_after = reader, checked.row.number - 1
                         await self._drain()
-                        await self._write_rest()
+                        if limited and not self.stop.stopping:
+                            await self._write_limited_rest()
+                        else:
+                            await self._write_rest()
                         return
                     self._rows_seen = checked.row.number
                     await self._route(checked, dedupe, resume)
@@ -209,6 +222,15 @@ class Run:
         """Wait until every row handed to the workers is recorded (the grace period bounds it)."""
         while self._recorder.next_row <= self._rows_seen and not self._recorder.failure:
             await asyncio.sleep(0.01)
+
+    async def _write_limited_rest(self) -> None:
+        """The rest, when --limit rows were handed out: unprocessed like a stop's, and counted."""
+        log.info("--limit %d reached: the rows after row %d are left for `bulkstatus resume %s`", self._limit,
+                 self._rest_after, self.job.manifest.folder)
+        self._rest_error = f"not sent: --limit {self._limit} was reached before this row"
+        before = self._recorder.counts[Outcome.UNPROCESSED.value]
+        await self._write_rest()
+        self._left_by_limit = self._recorder.counts[Outcome.UNPROCESSED.value] - before
 
     async def _write_rest(self) -> None:
         """The rows a stopped run did not reach, recorded `unprocessed` in bulk (the csv module, no
@@ -246,7 +268,7 @@ class Run:
 
     def _write_rest_batch(self, batch: list[tuple[int, str, str, str, str]]) -> None:
         try:
-            self._recorder.unprocessed(batch, "not sent: the run stopped before this row",
+            self._recorder.unprocessed(batch, self._rest_error,
                                        "in doubt: sent by an earlier session, its answer lost: resume looks it up")
         except OutputError as exc:
             self.stop.abort(str(exc))
@@ -278,6 +300,7 @@ class Run:
             record(Result(row, Outcome.UNPROCESSED, error="not sent: the run stopped before this row",
                           finished_at=stamp_ms()))
         else:
+            self._handed += 1
             await self._queue.put((row, resume.in_doubt.get(number)))
 
     async def _work(self) -> None:
@@ -302,6 +325,8 @@ class Run:
                                 error=f"internal error ({type(exc).__name__}): resume looks it up first")
             finally:
                 self._current.discard(me)
+            if self._brake is not None and (reason := self._brake.observe(result)):
+                self.stop.abort(reason)  # like any abort: rows in flight finish, the rest is unprocessed
             self._record(result)
 
     def _record(self, result: Result) -> None:
@@ -350,7 +375,8 @@ class Run:
             log.warning("%d row(s): %s (sent as trimmed; `bulkstatus validate` lists them)", count, note)
         report = RunReport(self.job.manifest.folder, Counter(self._recorder.counts), self._started, ended,
                            interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason,
-                           in_doubt=self._recorder.in_doubt)
+                           in_doubt=self._recorder.in_doubt, limit=self._limit,
+                           left_by_limit=self._left_by_limit)
         sender = self._sender
         if sender is not None:
             caller = sender.caller
@@ -397,6 +423,8 @@ def write_summary(job: Job, report: RunReport, status: str) -> None:
         "adoptedAfterLostAnswer": report.adopted,
         "lookupCalls": report.lookups,
         "abortReason": report.abort_reason,
+        "limit": report.limit,
+        "leftByLimit": report.left_by_limit,
     }
     sessions = [*_earlier_sessions(path), session]
     totals = {name: sum(s.get(name) or 0 for s in sessions) for name in SUMMED}
