@@ -334,6 +334,10 @@ def read_secret_file(path: Path, where: str) -> str:
     """A secret file holds the value alone; surrounding white space (a final newline) is dropped."""
     try:
         text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        # The value is not shown: a secret typed where its file's path belongs would be echoed.
+        raise ConfigError(f"{where}: no such file (its name is not shown, in case a secret was typed in its "
+                          "place): give the path of the file that holds the secret") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {str(path)!r} ({exc.strerror}): check the path") from None
     except UnicodeDecodeError:

@@ -142,7 +142,8 @@ def test_bad_settings_exit_2_with_one_line_and_send_nothing(sim, env, cli, tmp_p
         ({}, ["run", "--rate", "fast", good], "--rate 'fast' is not a pace"),
         ({}, ["run", "--concurrency", "-1", good], "--concurrency must be"),
         ({}, ["run", tmp_path / "missing.csv"], "does not exist"),
-        ({}, ["run", "--ui-token-file", tmp_path / "nofile", good], "cannot read"),
+        ({}, ["run", "--ui-token-file", tmp_path / "nofile", good], "--ui-token-file: no such file"),
+        ({}, ["run", "--ui-token-file=hunter2-typed-here", good], "its name is not shown"),
         ({}, ["run", "--config", tmp_path / "none.toml", good], "does not exist"),
     ]
     for changes, args, message in cases:
@@ -153,6 +154,7 @@ def test_bad_settings_exit_2_with_one_line_and_send_nothing(sim, env, cli, tmp_p
         assert result.code == 2, (args, result.err)
         lines = result.err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (message, result.err)
+        assert "hunter2" not in result.err
     assert sim.sim.state.stats()["create_calls"] == 0
 
 

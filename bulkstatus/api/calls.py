@@ -149,11 +149,12 @@ class Caller:
             if stoppable and watcher.stopping:
                 return Settled(Judgement(Verdict.RETRY), None, attempts, "the run stopped", stopped=True)
             headers, version = await self.credentials.headers() if auth else (JSON_ONLY, 0)
+            # (counted once its journal line is written: a line that cannot be written sends nothing)
+            sent = before_send() if before_send is not None else time.time()
             attempts += 1
             self.calls[kind] += 1
             if attempts > 1:
                 self.retries += 1
-            sent = before_send() if before_send is not None else time.time()
             first_sent = first_sent or sent
             outcome: Answer | NoAnswer
             asked = time.monotonic()

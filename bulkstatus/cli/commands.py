@@ -334,6 +334,10 @@ def _print_summary(report: RunReport, job: Job) -> None:
     bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED)) - report.in_doubt
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
+    if report.abort_reason and job.expected_rows > rows:  # nothing more could be written or trusted
+        # (the total is the input's line count: about, when reasons hold line breaks)
+        print(f"  not reached: about {job.expected_rows - rows} of the input's {job.expected_rows} rows have no "
+              "line in results.csv yet, nor in the files of rows to run again: resume records them", file=err)
     if report.left_by_limit:
         print(f"  --limit {report.limit} reached: {report.left_by_limit} rows left unprocessed, as asked", file=err)
     stopped = report.interrupted or report.abort_reason or bool(counts.get(Outcome.UNPROCESSED.value))

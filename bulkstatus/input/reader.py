@@ -12,6 +12,7 @@ importable from here too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
@@ -219,7 +220,9 @@ class InputReader:
         except csv.Error:
             raise csv_error(self.path, self.encoding, self.delimiter) from None
         finally:
-            text.detach()
+            # (also when the generator is collected after a second Ctrl-C closed the file under it)
+            with contextlib.suppress(ValueError):
+                text.detach()
 
     def fileno(self) -> int:
         """The open file's descriptor (to tell whether the file changed under the reader)."""

@@ -101,6 +101,7 @@ class Run:
         self._rows_seen = 0
         self._rest_reader: InputReader | None = None  # set when a stop leaves rows unread
         self._rest_after = 0
+        self._watched: InputReader | None = None  # the open input, while it is read
         self.notes: Counter[str] = Counter()  # adjustments the reader made, e.g. trimmed spaces
         self._grace_timer: asyncio.TimerHandle | None = None
         self.pending: PendingIndex = {}  # (name, value, label) -> requestId of a request awaiting a checker
@@ -181,6 +182,7 @@ class Run:
         resume = job.resume
         chunks: Iterator[list[CheckedRow]]
         with InputReader(job.input_path, job.read_options) as reader:
+            self._watched = reader  # looked at every FLUSH_EVERY too, so that a change stops the run at once
             chunks = iter(reader)
             while True:
                 try:
@@ -362,6 +364,9 @@ class Run:
                     await asyncio.to_thread(self._recorder.sync)
             except OutputError as exc:
                 self.stop.abort(str(exc))
+            if self._watched is not None and not self.stop.stopping:
+                with contextlib.suppress(ValueError):  # (closed: the whole input was read)
+                    self._input_changed(self._watched)
             if self.stop.stopping and self._grace_timer is None:
                 self._grace_timer = loop.call_later(self.job.settings.get("grace"), self._grace_expired)
             if self._health is not None and self._health.exhausted():

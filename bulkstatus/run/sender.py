@@ -46,8 +46,8 @@ class Sender:
 
         def before_send() -> float:
             nonlocal sends, sent_at
-            sends += 1
             sent_at = self.recorder.sending(row.number)  # the in-flight line reaches the OS first
+            sends += 1
             return sent_at
 
         async def settle(first_sent: float, lost_at: float) -> dict[str, Any] | None:
