@@ -83,10 +83,11 @@ class Sender:
                 self.stop.abort(self.resolver.maker_conflict)
             return _result(row, Outcome.SUBMITTED, attempts, status, "", "", str(created["requestId"]),
                            str(created.get("state") or ""))
-        if settled.judgement.verdict is not Verdict.FINAL:
+        transient = settled.judgement.verdict is not Verdict.FINAL
+        if transient:
             message = f"retries ran out ({attempts} attempts); last: {message or f'HTTP {status}'}"
         log.debug("row %d: failed after %d attempt(s): %s", row.number, attempts, message)
-        return _result(row, Outcome.FAILED, attempts, status, code, message)
+        return _result(row, Outcome.FAILED, attempts, status, code, message, transient=transient)
 
     def _adopted(self, row: Row, found: dict[str, Any], attempts: int) -> Result:
         log.info("row %d: adopted request %s created before its answer was lost", row.number,
@@ -102,5 +103,5 @@ def _unprocessed(row: Row, attempts: int, last: str) -> Result:
 
 
 def _result(row: Row, outcome: Outcome, attempts: int, status: int | None, code: Any, error: str,
-            request_id: str = "", state: str = "") -> Result:
-    return Result(row, outcome, request_id, state, status, str(code or ""), error, attempts, stamp_ms())
+            request_id: str = "", state: str = "", transient: bool = False) -> Result:
+    return Result(row, outcome, request_id, state, status, str(code or ""), error, attempts, stamp_ms(), transient)
