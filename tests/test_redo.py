@@ -129,3 +129,29 @@ def test_checkpoints_name_all_three_files(tmp_path: Path) -> None:
     assert read_resume_point(tmp_path).last_row == 3
     (tmp_path / "journal.jsonl").write_text('{"k":3,"rb":1,"fb":1,"n":{}}\n')
     assert read_resume_point(tmp_path).last_row == 0  # rebuilt from the journal's outcomes
+
+
+def test_resume_cuts_each_file_back_to_its_checkpoint(tmp_path: Path) -> None:
+    """Lines written after the last checkpoint (a kill -9 between a batch and its checkpoint) are cut from
+    results.csv, retry.csv and fix.csv alike; a checkpoint one of them does not hold whole is passed over."""
+    recorder = Recorder(tmp_path)
+    recorder.record(Result(Row(1, "mobile", "1", "S", "r", 41), Outcome.FAILED, error="x", transient=True))
+    recorder.flush()  # a checkpoint after row 1
+    recorder.record(Result(Row(2, "mobile", "2", "S", "r", 42), Outcome.INVALID, error="bad"))
+    recorder.close()
+    whole = {name: (tmp_path / name).read_bytes() for name in ("results.csv", "retry.csv", "fix.csv")}
+    for name in whole:
+        with (tmp_path / name).open("ab") as fh:
+            fh.write(b"a,torn,line\r\n")
+    point = read_resume_point(tmp_path)
+    Recorder(tmp_path, point).close()
+    assert {name: (tmp_path / name).read_bytes() for name in whole} == whole
+    # fix.csv cut short by hand: the checkpoint after row 1 is the last the three files hold.
+    (tmp_path / "fix.csv").write_bytes(whole["fix.csv"][:-3])
+    point = read_resume_point(tmp_path)
+    assert (point.last_row, point.redo) == (1, {"retry": 1})
+    resumed = Recorder(tmp_path, point)
+    resumed.record(Result(Row(2, "mobile", "2", "S", "r", 42), Outcome.INVALID, error="bad"))
+    resumed.close()
+    assert {name: (tmp_path / name).read_bytes() for name in whole} == whole
+    assert resumed.redo == {"retry": 1, "fix": 1}

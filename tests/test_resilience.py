@@ -373,7 +373,7 @@ def _file_size_limit(limit: int):
 
 @pytest.mark.parametrize("limit", [4_000, 15_000, 30_000])
 def test_full_disk_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, limit):
-    """Writes start failing part way (the journal, results.csv or failed.csv reaching the limit first):
+    """Writes start failing part way (the journal, results.csv, retry.csv or fix.csv reaching the limit first):
     exit 3 with one line naming the file and the fix, no traceback; no request goes out whose in-flight
     line was not written; after "freeing space", resume gives every row once, in order, no torn line."""
     rows = make_rows(300, seed=limit)

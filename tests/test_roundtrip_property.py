@@ -1,6 +1,6 @@
 """Round trip: any text in the four columns survives reader -> results.csv -> fix.csv -> reader.
 
-The input file is written in bulkstatus's own CSV form; results.csv and failed.csv are written by the real
+The input file is written in bulkstatus's own CSV form; results.csv and fix.csv are written by the real
 Recorder (extra columns around the four). Reading trims spaces around values and
 unwraps Excel's ="..." guards, so values already in that normal form come back unchanged, and any
 text comes back unchanged from its second reading on (reading is idempotent).

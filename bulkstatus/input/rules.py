@@ -1,7 +1,7 @@
 """Per-row validation: pure functions from the cells of one row to a CheckedRow. No I/O.
 
 Every problem message names the field, says why it is wrong and how to fix it, because it is what
-the user reads in results.csv, failed.csv and the `validate` report.
+the user reads in results.csv, fix.csv and the `validate` report.
 """
 
 from __future__ import annotations
