@@ -51,7 +51,7 @@ def fake_run(sim, root: Path, n: int, age: timedelta = timedelta(0), status: str
                 request_id, simcfg.SANDBOX_MAKER_USER_ID, "maker", REQUEST_TYPE_VALUE, PENDING,
                 started.replace(tzinfo=None), None, {}, {"queryParams": {"identifierName": "mobile",
                 "identifierValue": value}, "body": {"label": "Suspended"}}, "mobile", value, "Suspended", "x"))
-            out.writerow((i + 1, "mobile", value, "Suspended", "x", "submitted", request_id, "AdminTask", 200,
+            out.writerow((i + 1, i + 1, "mobile", value, "Suspended", "x", "submitted", request_id, "AdminTask", 200,
                           "", "", 1, iso(started)))
     Manifest(folder, "in.csv", "0" * 64, iso(started), status, {}).save()
     (folder / "summary.json").write_text('{"status": "finished"}')
