@@ -16,9 +16,6 @@ class Outcome(StrEnum):
     PENDING_EXISTS = "pending-exists"
 
 
-# Outcomes that belong in failed.csv: the rows someone must look at and may run again.
-RETRYABLE_OUTCOMES = frozenset({Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED})
-
 # The eight identifier names the API documents, keyed by their lower-case form so that any letter
 # case in the file is accepted and the documented spelling is sent.
 IDENTIFIER_NAMES: dict[str, str] = {
@@ -52,6 +49,14 @@ class Row:
     identifier_value: str
     label: str
     reason: str
+    # The row's number in the file it first came from, when its own file says so (a sourceRow column, as in
+    # retry.csv and fix.csv); 0 when this file is that file.
+    origin: int = 0
+
+    @property
+    def source_row(self) -> int:
+        """The row number of the original file, carried through every re-run of retry.csv or fix.csv."""
+        return self.origin or self.number
 
     @property
     def key(self) -> tuple[str, str]:

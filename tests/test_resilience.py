@@ -126,7 +126,7 @@ def test_kill_9_then_resume_sends_each_row_exactly_once(sim, env, tmp_path, cli,
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, signum):
-    """SIGTERM, and SIGHUP (the terminal closed): exit 130, the rest `unprocessed` in failed.csv, and resume
+    """SIGTERM, and SIGHUP (the terminal closed): exit 130, the rest `unprocessed` in retry.csv, and resume
     finishes the run."""
     rows = make_rows(400, seed=9)
     path = write_csv(tmp_path / "term.csv", rows)
@@ -136,7 +136,7 @@ def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, sig
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     folder = Path(out.strip().splitlines()[-1])
-    failed = read_csv(folder / "failed.csv")
+    failed = read_csv(folder / "retry.csv")
     assert failed and {f["outcome"] for f in failed} == {"unprocessed"}
     results = read_csv(folder / "results.csv")
     assert len(results) == 400
@@ -144,7 +144,7 @@ def test_sigterm_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, sig
     result = cli("resume", folder)
     assert result.code == 0, result.err
     assert_exactly_once(sim, folder, rows)
-    assert not read_csv(folder / "failed.csv")
+    assert not read_csv(folder / "retry.csv")
 
 
 def test_rotated_ui_token_and_short_oauth_lifetime(sim, env, tmp_path, cli, monkeypatch):
@@ -287,8 +287,8 @@ def test_failed_look_up_leaves_the_run_resumable(sim, env, tmp_path, cli):
     assert "bulkstatus resume" in first.err
     run = json.loads((first.folder / "summary.json").read_text())
     assert run["status"] == "incomplete" and run["counts"]["unprocessed"] == 30
-    # In doubt: sent, answer lost. Only resume may settle them, so a re-run of failed.csv cannot double them.
-    assert run["inDoubt"] == 30 and read_csv(first.folder / "failed.csv") == []
+    # In doubt: sent, answer lost. Only resume may settle them, so a re-run of retry.csv cannot double them.
+    assert run["inDoubt"] == 30 and read_csv(first.folder / "retry.csv") == []
     assert "in doubt: 30 rows" in first.err
     assert len(sim.sim.state.accepted()) == 30  # the server holds every request; the run could not see them
     sim.config.drop_after_rate = 0.0
@@ -373,7 +373,7 @@ def _file_size_limit(limit: int):
 
 @pytest.mark.parametrize("limit", [4_000, 15_000, 30_000])
 def test_full_disk_stops_cleanly_and_resume_completes(sim, env, tmp_path, cli, limit):
-    """Writes start failing part way (the journal, results.csv or failed.csv reaching the limit first):
+    """Writes start failing part way (the journal, results.csv, retry.csv or fix.csv reaching the limit first):
     exit 3 with one line naming the file and the fix, no traceback; no request goes out whose in-flight
     line was not written; after "freeing space", resume gives every row once, in order, no torn line."""
     rows = make_rows(300, seed=limit)

@@ -1,6 +1,6 @@
-"""Round trip: any text in the four columns survives reader -> results.csv -> failed.csv -> reader.
+"""Round trip: any text in the four columns survives reader -> results.csv -> fix.csv -> reader.
 
-The input file is written in bulkstatus's own CSV form; results.csv and failed.csv are written by the real
+The input file is written in bulkstatus's own CSV form; results.csv and fix.csv are written by the real
 Recorder (extra columns around the four). Reading trims spaces around values and
 unwraps Excel's ="..." guards, so values already in that normal form come back unchanged, and any
 text comes back unchanged from its second reading on (reading is idempotent).
@@ -50,7 +50,7 @@ def read(path: Path) -> list[Values]:
 
 
 def through_results_and_failed(rows: list[Values]) -> list[Values]:
-    """Rows as read -> the Recorder's results.csv and failed.csv -> reader; both files read the same."""
+    """Rows as read -> the Recorder's results.csv and fix.csv -> reader; both files read the same."""
     folder = Path(tempfile.mkdtemp(dir=FOLDER))
     recorder = Recorder(folder)
     for number, values in enumerate(rows, 1):
@@ -58,7 +58,7 @@ def through_results_and_failed(rows: list[Values]) -> list[Values]:
     recorder.close()
     from_results = read(folder / "results.csv")
     assert from_results == rows
-    return read(folder / "failed.csv")
+    return read(folder / "fix.csv")
 
 
 @settings(max_examples=40, deadline=None)

@@ -62,14 +62,15 @@ def test_messy_file_gives_each_row_its_outcome(sim, env, cli, tmp_path):
         stored = accepted[r["requestId"]]
         assert (stored.identifier_value, stored.label) == (r["identifierValue"], r["label"])
         assert r["state"] == "AdminTask" and r["attempts"] == "1"
-    failed = read_csv(result.folder / "failed.csv")
+    failed = read_csv(result.folder / "fix.csv")
     assert [f["row"] for f in failed] == ["4", "5", "6", "7", "8", "11", "12"]
+    assert read_csv(result.folder / "retry.csv") == []
     summary = json.loads((result.folder / "summary.json").read_text())
     assert summary["counts"]["submitted"] == 5 and summary["counts"]["invalid"] == 5
     assert summary["counts"]["duplicate"] == 2 and summary["counts"]["failed"] == 2
     assert summary["input"]["sha256"] and "api-password" not in summary["settings"]
-    # The failed-rows file runs again as it is, and finds the same customers.
-    again = cli("run", result.folder / "failed.csv")
+    # The rows to fix run again as they are (unfixed), and find the same customers.
+    again = cli("run", result.folder / "fix.csv")
     assert again.code == 1, again.err
     rerun = read_csv(again.folder / "results.csv")
     assert [(r["identifierName"], r["identifierValue"], r["outcome"]) for r in rerun] == [

@@ -1,5 +1,5 @@
-"""results.csv and failed.csv open in a spreadsheet as text: no cell runs as a formula or turns into a
-number, and failed.csv fed back in still gives exactly the original values (bulkstatus/run/cells.py)."""
+"""results.csv, retry.csv and fix.csv open in a spreadsheet as text: no cell runs as a formula or turns into a
+number, and fix.csv or retry.csv fed back in still gives exactly the original values (bulkstatus/run/cells.py)."""
 
 from __future__ import annotations
 
@@ -113,24 +113,31 @@ def test_any_read_value_comes_back_exactly(raw: str) -> None:
     assert normalise(cell) == value
 
 
-def test_recorder_writes_safe_cells_in_both_files() -> None:
-    """The four values and the error, in results.csv and failed.csv; the other cells are left alone."""
+def test_recorder_writes_safe_cells_in_every_file() -> None:
+    """The four values, the error and the fix, in results.csv, retry.csv and fix.csv; the other cells are
+    left alone."""
     folder = Path(tempfile.mkdtemp())
     recorder = Recorder(folder)
     values = ("=1+1", "+919853464010", "-Suspended", "@list")
     recorder.record(Result(Row(1, *values), Outcome.FAILED, error="=evil()", error_code="8015"))
     recorder.record(Result(Row(2, "mobile", "+919800000001", "Suspended", "fraud"), Outcome.SUBMITTED,
                            request_id="r-1", state="AdminTask"))
+    recorder.record(Result(Row(3, *values), Outcome.FAILED, error="-1 retries", transient=True))
+    recorder.record(Result(Row(4, *values), Outcome.INVALID, error="=bad"))
     recorder.close()
-    (result, submitted) = read_csv(folder / "results.csv")
+    (result, submitted, _, _) = read_csv(folder / "results.csv")
     assert [result[c] for c in ("identifierName", "identifierValue", "label", "reason", "error")] == [
         '="=1+1"', '="+919853464010"', '="-Suspended"', '="@list"', '="=evil()"']
     assert (result["row"], result["outcome"], result["errorCode"]) == ("1", "failed", "8015")
     assert (submitted["identifierValue"], submitted["reason"], submitted["requestId"]) == (
         '="+919800000001"', "fraud", "r-1")
-    [failed] = read_csv(folder / "failed.csv")
-    assert [failed[c] for c in ("identifierName", "identifierValue", "label", "reason", "error")] == [
-        '="=1+1"', '="+919853464010"', '="-Suspended"', '="@list"', '="=evil()"']
+    refused, invalid = read_csv(folder / "fix.csv")
+    assert [refused[c] for c in ("identifierName", "identifierValue", "label", "reason")] == [
+        '="=1+1"', '="+919853464010"', '="-Suspended"', '="@list"']
+    assert refused["fix"].startswith("the API answered code 8015 (=evil())") and invalid["fix"] == '="=bad"'
+    [retry] = read_csv(folder / "retry.csv")
+    assert [retry[c] for c in ("identifierName", "identifierValue", "label", "reason", "error")] == [
+        '="=1+1"', '="+919853464010"', '="-Suspended"', '="@list"', '="-1 retries"']
     raw = (folder / "results.csv").read_bytes()
     assert b'"=""+919853464010"""' in raw  # the csv writer quotes the cell, as it holds quotes
 
@@ -199,9 +206,9 @@ def raw_cells(path: Path) -> list[list[str]]:
     return rows
 
 
-def test_run_and_rerun_of_failed_csv_keep_exact_values(sim, env, cli, tmp_path):  # type: ignore[no-untyped-def]
-    """Values that start like formulas: the simulator gets exactly them, results.csv and failed.csv hold
-    no live formula, and `bulkstatus run failed.csv` sends exactly the same values again."""
+def test_run_and_rerun_of_fix_csv_keep_exact_values(sim, env, cli, tmp_path):  # type: ignore[no-untyped-def]
+    """Values that start like formulas: the simulator gets exactly them, results.csv and fix.csv hold
+    no live formula, and `bulkstatus run fix.csv` sends exactly the same values again."""
     sim.config.not_found = set(NOT_FOUND)
     path = tmp_path / "formulas.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -222,12 +229,14 @@ def test_run_and_rerun_of_failed_csv_keep_exact_values(sim, env, cli, tmp_path):
         "submitted", "failed", "failed", "submitted", "failed", "invalid", "submitted"]
     assert lines[0][at["identifierValue"]] == '="+919853464010"'
     assert lines[0][at["reason"]] == '="=HYPERLINK(""http://x"",""y"")"'
-    failed = raw_cells(first.folder / "failed.csv")
+    failed = raw_cells(first.folder / "fix.csv")
     assert [tuple(shown(c) for c in line[:4]) for line in failed[1:]] == FAILED_ROWS
+    assert raw_cells(first.folder / "retry.csv")[1:] == []
 
-    again = cli("run", first.folder / "failed.csv")
+    again = cli("run", first.folder / "fix.csv")
     assert again.code == 1, again.err
     assert sorted(received(sim)[len(sent):]) == sorted(r for r in FAILED_ROWS if r[1] != "\rEXT-6")
-    rerun = raw_cells(again.folder / "failed.csv")
+    rerun = raw_cells(again.folder / "fix.csv")
     assert [line[:4] for line in rerun[1:]] == [line[:4] for line in failed[1:]]
-    assert [line[5] for line in rerun[1:]] == ["failed", "failed", "failed", "invalid"]
+    assert [line[7] for line in rerun[1:]] == ["failed", "failed", "failed", "invalid"]
+    assert [line[5] for line in rerun[1:]] == ["2", "3", "5", "6"]  # sourceRow: the rows of formulas.csv

@@ -1,5 +1,5 @@
 """The rest of a stopped run, recorded in bulk: the same rows, numbers and values as the full reader gives,
-and the same bytes in results.csv and failed.csv as the row-by-row recorder writes."""
+and the same bytes in results.csv and retry.csv as the row-by-row recorder writes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from corpus_cases import CORPUS, Case
 
 from bulkstatus.input.reader import InputReader, ReadOptions
 from bulkstatus.model import Outcome, Result, Row
-from bulkstatus.run.journal import FAILED, RESULTS, Recorder
+from bulkstatus.run.journal import FIX, RESULTS, RETRY, Recorder
 
 READABLE = [c for c in CORPUS if c.fatal is None]
 TRICKY = (b"identifierName,identifierValue,label,reason\n"
@@ -27,14 +27,24 @@ TRICKY = (b"identifierName,identifierValue,label,reason\n"
           b"mobile,919800000003,Suspended,too,many,cells\n")
 
 
-def rows_read(path: Path, options: ReadOptions) -> list[tuple[int, str, str, str, str]]:
+def rows_read(path: Path, options: ReadOptions) -> list[tuple[int, str, str, str, str, int]]:
     with InputReader(path, options) as reader:
-        return [(c.row.number, c.row.identifier_name, c.row.identifier_value, c.row.label, c.row.reason)
-                for chunk in reader for c in chunk]
+        return [(c.row.number, c.row.identifier_name, c.row.identifier_value, c.row.label, c.row.reason,
+                 c.row.origin) for chunk in reader for c in chunk]
+
+# A retry.csv fed back in: the sourceRow column gives each row its origin (empty, or not a number: none).
+WITH_SOURCE = (b"identifierName,identifierValue,label,reason,sourceRow,row,outcome,error\r\n"
+               b"mobile,919800000001,Suspended,plain,101,1,unprocessed,x\r\n"
+               b'mobile,919800000002,Suspended,"a, b", 7 ,2,unprocessed,x\r\n'
+               b"mobile,919800000003,Suspended,plain,,3,unprocessed,x\r\n"
+               b"\r\n"
+               b"mobile,919800000004,Suspended,plain,abc,4,unprocessed,x\r\n"
+               b'mobile,919800000005,Suspended,plain,="0042",5,unprocessed,x\r\n'
+               b"mobile,919800000006,Suspended,plain\r\n")
 
 
-@pytest.mark.parametrize("case", [*READABLE, Case("tricky.csv", TRICKY, options={"default_label": "Fraud"})],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [*READABLE, Case("tricky.csv", TRICKY, options={"default_label": "Fraud"}),
+                                  Case("with_source.csv", WITH_SOURCE)], ids=lambda c: c.name)
 def test_rest_gives_what_the_reader_gives(case: Case, tmp_path: Path) -> None:
     """Every readable corpus file (and a tricky one): rest(0) and rest(k) give the reader's rows from k+1 on
     (values of rows with too many or too few cells aside: those are invalid when read, unprocessed here)."""
@@ -79,20 +89,22 @@ KINDS = [
 @pytest.mark.parametrize("size", [1, 2, 3, 5, len(KINDS)])
 def test_bulk_unprocessed_writes_the_recorders_bytes(size: int, tmp_path: Path) -> None:
     """The same rows through record() one by one and through unprocessed() in batches of ``size``: the
-    same results.csv and failed.csv but for the time stamp (so each kind of cell goes through the bulk
-    path alone and beside every other)."""
-    rows = [(number, *cells) for number, cells in enumerate(KINDS, start=1)]
+    same results.csv and retry.csv but for the time stamp (so each kind of cell goes through the bulk
+    path alone and beside every other), the rows of a re-run (a sourceRow) and of an original file alike."""
+    rows = [(number, *cells, 100 + number if number % 3 else 0) for number, cells in enumerate(KINDS, start=1)]
     error = "not sent: the run stopped before this row"
     one, bulk = tmp_path / "one", tmp_path / "bulk"
     slow = Recorder(one)
-    for number, *values in rows:
-        slow.record(Result(Row(number, *values), Outcome.UNPROCESSED, error=error, finished_at="T"))
+    for row in rows:
+        slow.record(Result(Row(*row), Outcome.UNPROCESSED, error=error, finished_at="T"))
     slow.close()
     fast = Recorder(bulk)
     for start in range(0, len(rows), size):
         fast.unprocessed(rows[start:start + size], error, "in doubt")
     fast.close()
-    assert (bulk / FAILED).read_bytes() == (one / FAILED).read_bytes()
+    assert (bulk / RETRY).read_bytes() == (one / RETRY).read_bytes()
+    assert (bulk / FIX).read_bytes() == (one / FIX).read_bytes()
+    assert fast.redo == slow.redo == {"retry": len(rows)}
     stamp = re.compile(rb",[0-9T:.Z-]+\r\n")  # each line's finishedAt, the last cell
     got, expected = (bulk / RESULTS).read_bytes(), (one / RESULTS).read_bytes()
     assert stamp.sub(b",T\r\n", got) == expected and got.count(b"\r\n") == expected.count(b"\r\n")

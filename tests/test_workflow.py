@@ -51,7 +51,7 @@ def fake_run(sim, root: Path, n: int, age: timedelta = timedelta(0), status: str
                 request_id, simcfg.SANDBOX_MAKER_USER_ID, "maker", REQUEST_TYPE_VALUE, PENDING,
                 started.replace(tzinfo=None), None, {}, {"queryParams": {"identifierName": "mobile",
                 "identifierValue": value}, "body": {"label": "Suspended"}}, "mobile", value, "Suspended", "x"))
-            out.writerow((i + 1, "mobile", value, "Suspended", "x", "submitted", request_id, "AdminTask", 200,
+            out.writerow((i + 1, i + 1, "mobile", value, "Suspended", "x", "submitted", request_id, "AdminTask", 200,
                           "", "", 1, iso(started)))
     Manifest(folder, "in.csv", "0" * 64, iso(started), status, {}).save()
     (folder / "summary.json").write_text('{"status": "finished"}')
@@ -129,7 +129,7 @@ def test_same_file_again_sends_nothing_for_pending_rows(sim, env, cli, tmp_path)
     assert [r["outcome"] for r in rerun] == ["submitted"] * 3 + ["pending-exists"] * 7
     assert [r["requestId"] for r in rerun[3:]] == first_ids[3:]
     assert sim.sim.state.create_calls == creates + 3
-    assert not read_csv(again.folder / "failed.csv")
+    assert not read_csv(again.folder / "retry.csv") and not read_csv(again.folder / "fix.csv")
     assert json.loads((again.folder / "summary.json").read_text())["counts"]["pending-exists"] == 7
     forced = cli("run", path, "--no-pending-check")
     assert forced.code == 0, forced.err

@@ -37,7 +37,7 @@ class Scenario:
     server: list[str] = field(default_factory=list)
     cli: list[str] = field(default_factory=list)
     rows: int = 60
-    rerun: bool = False  # run failed.csv again, as the next morning
+    rerun: bool = False  # run retry.csv again, as the next morning
     preexisting: bool = False  # an earlier run's decided requests for the same customers and labels
     token_flap: bool = False  # rotate the UI token file the way `curl ... > token` does
     timeout: float = 180.0
@@ -45,7 +45,7 @@ class Scenario:
 
 SCENARIOS = {
     "a": Scenario("30% of creates 504/502 after recording", ["--gateway-timeout-after-record", "0.3"], rows=40),
-    "b": Scenario("201/202 answers, 30% 200 without a readable requestId; re-run failed.csv",
+    "b": Scenario("201/202 answers, 30% 200 without a readable requestId; re-run retry.csv",
                   ["--answer-status", "201,202", "--no-request-id", "0.3"], rerun=True),
     "c": Scenario("earlier run's rejected/approved requests exist, 30% dropped after recording",
                   ["--drop-after-record", "0.3"], preexisting=True),
@@ -147,7 +147,8 @@ def flap_token(token_file: Path, url: str, stop: threading.Event, seed: int) -> 
 def judge(rows: list[dict[str, str]], results: dict[Key, dict[str, str]], failed: set[Key],
           ledger: dict[Key, list[str]]) -> tuple[int, int]:
     """(lost, wrong). Lost: no results line; or the row claims a request that the ledger does not hold while the
-    ledger holds none for the customer; or the customer was never recorded and the row is not in failed.csv.
+    ledger holds none for the customer; or the customer was never recorded and the row is in neither retry.csv
+    nor fix.csv.
     Wrong: the row says failed/unprocessed while the ledger holds a request for it, or it names a requestId
     other than the ledger's request(s) for it. A row left "in doubt" (unprocessed, for resume) is neither."""
     lost = wrong = 0
@@ -172,7 +173,7 @@ def outputs(folder: Path | None) -> tuple[dict[Key, dict[str, str]], set[Key]]:
     if folder is None:
         return {}, set()
     return ({key(r): r for r in read_csv(folder / "results.csv")},
-            {key(r) for r in read_csv(folder / "failed.csv")})
+            {key(r) for name in ("retry.csv", "fix.csv") for r in read_csv(folder / name)})
 
 
 def line(name: str, rows: int, doubles: int, lost: int, wrong: int, run: Run, notes: str) -> str:
@@ -209,13 +210,13 @@ def run_scenario(cli: str, name: str, sc: Scenario, tmp: Path, seed: int) -> lis
         report = get_json(url + "/__ledger")
         results, failed = outputs(first.folder)
         out = [report_line(name, rows, results, failed, report, first)]
-        if sc.rerun and not (first.folder and read_csv(first.folder / "failed.csv")):
-            out.append(f"{name}+rerun  skipped: no failed.csv rows to run again")
+        if sc.rerun and not (first.folder and read_csv(first.folder / "retry.csv")):
+            out.append(f"{name}+rerun  skipped: no retry.csv rows to run again")
         elif sc.rerun and first.folder is not None:
-            again = run_cli(cli, first.folder / "failed.csv", env, sc.cli, sc.timeout)
+            again = run_cli(cli, first.folder / "retry.csv", env, sc.cli, sc.timeout)
             report = get_json(url + "/__ledger")
             results2, failed2 = outputs(again.folder)
-            redone = {key(r) for r in read_csv(first.folder / "failed.csv")}
+            redone = {key(r) for r in read_csv(first.folder / "retry.csv")}
             results.update({k: v for k, v in results2.items() if k in redone})
             failed = (failed - redone) | failed2
             out.append(report_line(f"{name}+rerun", rows, results, failed, report, again))

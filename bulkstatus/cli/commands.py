@@ -31,7 +31,7 @@ from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.model import Outcome
 from bulkstatus.preflight import check_for_sending
 from bulkstatus.run.folder import Identity, Manifest, hash_input, new_run_folder, unfinished_runs
-from bulkstatus.run.journal import FAILED, RESULTS, read_resume_point
+from bulkstatus.run.journal import FIX, RESULTS, RETRY, read_resume_point
 from bulkstatus.run.locks import Lock, lock_folder, lock_input, note_folder
 from bulkstatus.settings import SPEC_BY_NAME, Settings, resolve
 from bulkstatus.timestamps import iso, now_utc
@@ -331,7 +331,6 @@ def _print_summary(report: RunReport, job: Job) -> None:
               f"ask for --rate {report.server_allowed * Pacer.SAFE:.1f}/s next time", file=err)
     folder = job.manifest.folder
     print(f"  results:     {folder / RESULTS}", file=err)
-    bad = sum(counts.get(o.value, 0) for o in (Outcome.FAILED, Outcome.INVALID, Outcome.UNPROCESSED)) - report.in_doubt
     if report.abort_reason:
         print(f"  ABORTED: {report.abort_reason}", file=err)
     if report.abort_reason and job.expected_rows > rows:  # nothing more could be written or trusted
@@ -345,13 +344,15 @@ def _print_summary(report: RunReport, job: Job) -> None:
         print(f"  continue with: bulkstatus resume {folder}", file=err)
     if report.in_doubt:
         print(f"  in doubt: {report.in_doubt} rows were sent but their answer was lost; only resume settles them "
-              "(it looks them up first), so they are not in failed.csv", file=err)
-    if bad:
-        line = f"  failed rows: {folder / FAILED} ({bad} rows)"
-        if not stopped:
-            fix = "fix the invalid rows" if counts.get(Outcome.INVALID.value) else "once the cause is fixed"
-            line += f"; {fix}, then run it again: bulkstatus run {folder / FAILED}"
+              "(it looks them up first), so they are not in retry.csv", file=err)
+    if retry := report.redo.get("retry", 0):
+        line = f"  retry as is: {folder / RETRY} ({retry} rows)"
+        if not stopped:  # a stopped run's rest is resume's to do
+            line += f"; run it again later: bulkstatus run {folder / RETRY}"
         print(line, file=err)
+    if fix := report.redo.get("fix", 0):
+        print(f"  fix first:   {folder / FIX} ({fix} rows); change what its fix column says, then "
+              f"bulkstatus run {folder / FIX}", file=err)
     if counts.get(Outcome.PENDING_EXISTS.value):
         print(f"  pending-exists: {counts[Outcome.PENDING_EXISTS.value]} rows not sent, their customer already "
               "has a request with that label waiting for a checker (requestId in results.csv)", file=err)

@@ -34,12 +34,16 @@ from bulkstatus.input.rules import (
     check_row,
     normalise,
     shape_problem,
+    source_row,
 )
-from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, ReadOptions, open_input
+from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURCE_COLUMN, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 
-__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "check_structure",
+__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestRow", "check_structure",
            "count_data_rows"]
+
+# A row of a stopped run's rest: (number, identifierName, identifierValue, label, reason, origin), as Row takes them.
+RestRow = tuple[int, str, str, str, str, int]
 
 FIRST_CHUNK_ROWS = 1_000
 _SENTINELS = 2  # columns read past the header: one (empty) extra cell is tolerated, two are "too many"
@@ -139,46 +143,48 @@ class InputReader:
                 return [], True
             start += 1
         columns: list[Iterable[Any]] = [
-            frame.iloc[start:, self._index[c]].tolist() if c in self._index else repeat(None) for c in COLUMNS
+            frame.iloc[start:, self._index[c]].tolist() if c in self._index else repeat(None)
+            for c in (*COLUMNS, SOURCE_COLUMN)
         ]
         out: list[CheckedRow] = []
         rules = self._rules
-        for i, name, value, label, reason in zip(range(start, len(frame)), *columns, strict=False):
+        for i, name, value, label, reason, source in zip(range(start, len(frame)), *columns, strict=False):
             count = cells[i]
             if (count != width or not (name.strip() or value.strip())) and blank(i):
                 self.skipped_empty_rows += 1
                 continue
             self.rows_read += 1
             if count == width:
-                out.append(check_row(self.rows_read, name, value, label, reason, rules))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules, None, source))
                 continue
             # Too short (missing cells are NaN) or too long (a sentinel column holds a value).
-            name, value, label, reason = (_cell(v) for v in (name, value, label, reason))
+            name, value, label, reason, source = (_cell(v) for v in (name, value, label, reason, source))
             if self._named <= count < width:  # only cells of unnamed trailing columns are missing
-                out.append(check_row(self.rows_read, name, value, label, reason, rules))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules, None, source))
             elif count == width + 1 and not _cell(grid[i][width]).strip(TRIM_CHARS):
-                out.append(check_row(self.rows_read, name, value, label, reason, rules))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules, None, source))
                 out[-1].notes.append("an empty cell after the last column was ignored")
             else:
                 shape = shape_problem(count, width, at_least=count == width + _SENTINELS)
-                out.append(check_row(self.rows_read, name, value, label, reason, rules, shape))
+                out.append(check_row(self.rows_read, name, value, label, reason, rules, shape, source))
         return out, False
 
-    def rest(self, after: int, batch: int = 10_000) -> Iterator[list[tuple[int, str, str, str, str]]]:
+    def rest(self, after: int, batch: int = 10_000) -> Iterator[list[RestRow]]:
         """The rows numbered after ``after``, in lists of up to ``batch``, read again from the start with
         the csv module alone (pandas parses with it too, so the cells are the same) and numbered as
         iterating does: for recording the rows a stopped run did not reach, a million in a few seconds.
-        Each is (number, identifierName, identifierValue, label, reason) as check_row gives them (trimmed,
-        Excel guards unwrapped, defaults filled); no row is checked, as none of them is sent."""
+        Each is (number, identifierName, identifierValue, label, reason, origin) as check_row gives them
+        (trimmed, Excel guards unwrapped, defaults filled, origin from a sourceRow column or 0); no row is
+        checked, as none of them is sent."""
         self._binary.seek(0)
         text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
-        at = [self._index.get(c) for c in COLUMNS]
+        at = [self._index.get(c) for c in (*COLUMNS, SOURCE_COLUMN)]
         width = 1 + max(i for i in at if i is not None)
         positions = [i if i is not None else width for i in at]  # an absent column reads the padding ""
         label_default = self.options.default_label or ""
         reason_default = self.options.default_reason or ""
         edge, trim = EDGE_CHARS, TRIM_CHARS
-        plain = positions == [0, 1, 2, 3]
+        plain = positions == [0, 1, 2, 3, width]  # the four columns alone, in order
         number = 0
         header = True
         try:
@@ -189,9 +195,10 @@ class InputReader:
                     first, number = number + 1, number + len(block)
                     if number > after:
                         columns = zip(*block, strict=True)
-                        yield list(zip(range(first, number + 1), *columns, strict=True))[max(0, after + 1 - first):]
+                        yield list(zip(range(first, number + 1), *columns, repeat(0), strict=False)
+                                   )[max(0, after + 1 - first):]
                     continue
-                rows: list[tuple[int, str, str, str, str]] = []
+                rows: list[RestRow] = []
                 for cells in block:
                     first_cell = cells[0] if cells else ""
                     if not (first_cell and first_cell[0] not in trim) and not "".join(cells).strip(trim):
@@ -204,15 +211,17 @@ class InputReader:
                         continue
                     if plain and len(cells) == 4:
                         name, value, label, reason = cells
+                        source = ""
                     else:
                         if len(cells) <= width:
                             cells += [""] * (width + 1 - len(cells))
-                        name, value, label, reason = (cells[i] for i in positions)
+                        name, value, label, reason, source = (cells[i] for i in positions)
                     if not (name and value and label and reason) or (
                             name[0] in edge or value[0] in edge or label[0] in edge or reason[0] in edge
                             or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
                         name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
-                    rows.append((number, name, value, label or label_default, reason or reason_default))
+                    origin = source_row(source)[0] if source else 0
+                    rows.append((number, name, value, label or label_default, reason or reason_default, origin))
                 if rows:
                     yield rows
         except UnicodeDecodeError:

@@ -1,7 +1,7 @@
 """Per-row validation: pure functions from the cells of one row to a CheckedRow. No I/O.
 
 Every problem message names the field, says why it is wrong and how to fix it, because it is what
-the user reads in results.csv, failed.csv and the `validate` report.
+the user reads in results.csv, fix.csv and the `validate` report.
 """
 
 from __future__ import annotations
@@ -111,6 +111,26 @@ def normalise(value: str) -> str:
     return value
 
 
+# A sourceRow cell holds at most this many digits (a row number; Python refuses to parse 4,300 digits).
+_SOURCE_DIGITS = 18
+SOURCE_NOTE = ("sourceRow is not a row number (a whole number from 1); the row's own number was recorded as "
+               "its sourceRow")
+
+
+def source_row(cell: str | None) -> tuple[int, str | None]:
+    """The original row number a sourceRow cell gives (0: none, the row is its own source), and a note when
+    the cell holds something that is not one (the row is still read: the number is only bookkeeping)."""
+    if not cell:
+        return 0, None
+    if not cell.isdigit():  # the common case, digits alone, skips normalise()
+        cell = normalise(cell)
+        if not cell:
+            return 0, None
+    if cell.isascii() and cell.isdigit() and len(cell) <= _SOURCE_DIGITS and int(cell) > 0:
+        return int(cell), None
+    return 0, SOURCE_NOTE
+
+
 def _is_email(value: str) -> bool:
     """The fast path's email test; _EMAIL_SHAPE says the same for printable values."""
     local, _, domain = value.partition("@")
@@ -212,13 +232,19 @@ def show(text: str, limit: int = 60) -> str:
 
 
 def check_row(number: int, name: str, value: str, label: str | None, reason: str | None,
-              rules: RowRules, shape: tuple[str, str] | None = None) -> CheckedRow:
+              rules: RowRules, shape: tuple[str, str] | None = None, source: str | None = None) -> CheckedRow:
     """Check one row. `label`/`reason` are None when the column is absent; `shape` is a (kind,
     message) cell-count problem found by the reader, which replaces the field checks because the
-    cells of such a row are probably not in their columns."""
+    cells of such a row are probably not in their columns. `source` is the sourceRow cell, if the file
+    has that column."""
     # This runs once per row of files with a million rows: the common case (clean, valid) is decided
     # by the inline tests below, and only a row that fails one of them goes through _explain.
     notes: list[str] = []
+    origin = 0
+    if source:
+        origin, note = source_row(source)
+        if note is not None:
+            notes.append(note)
     if name and (name[0] in _EDGE or name[-1] in TRIM_CHARS):
         name = normalise(name)
     if value and (value[0] in _EDGE or value[-1] in TRIM_CHARS):
@@ -231,7 +257,7 @@ def check_row(number: int, name: str, value: str, label: str | None, reason: str
         reason = normalise(reason)
     label = label or rules.default_label or ""
     reason = reason or rules.default_reason or ""
-    row = Row(number, name, value, label, reason)
+    row = Row(number, name, value, label, reason, origin)
     canonical = IDENTIFIER_NAMES.get(name.lower())
     allowed = rules.allowed_labels
     # str.isprintable() is False for every control, format and odd space character: a cheap superset

@@ -22,13 +22,16 @@ from bulkstatus.input import rules
 from bulkstatus.input.locate import csv_error, decode_error, file_error
 from bulkstatus.model import IDENTIFIER_NAMES
 
-__all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "Layout", "ReadOptions", "open_input"]
+__all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "SOURCE_COLUMN", "Layout", "ReadOptions",
+           "open_input"]
 
 COLUMNS = ("identifierName", "identifierValue", "label", "reason")
+# Optional: the row number of the original file, which retry.csv and fix.csv carry into every re-run.
+SOURCE_COLUMN = "sourceRow"
 DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t"}
 SAMPLE_BYTES = 64 * 1024  # what the header, encoding and delimiter are detected from
-_BY_ALIAS = {c.lower(): c for c in COLUMNS}
+_BY_ALIAS = {c.lower(): c for c in (*COLUMNS, SOURCE_COLUMN)}
 _MAGIC = {
     b"PK\x03\x04": "is an Excel workbook or other zip archive, not a CSV file; in Excel use "
                    'File > Save As > "CSV UTF-8 (Comma delimited)"',
@@ -59,7 +62,7 @@ class Layout:
     encoding: str  # a codecs name; utf-8-sig when the file starts with a UTF-8 BOM
     delimiter: str
     columns: list[str]  # the header's cells, as written
-    index: dict[str, int]  # position in `columns` of each of COLUMNS present
+    index: dict[str, int]  # position in `columns` of each of COLUMNS (and SOURCE_COLUMN) present
     # Cells up to the last non-empty header name: a header ending in empty names (a trailing
     # delimiter) does not make rows without those cells too short.
     named: int

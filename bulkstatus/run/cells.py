@@ -1,4 +1,4 @@
-"""Cells of results.csv and failed.csv that a spreadsheet opens as text, not as a formula or a number.
+"""Cells of results.csv, retry.csv and fix.csv that a spreadsheet opens as text, not as a formula or a number.
 
 Excel and LibreOffice take a cell that starts with ``=``, ``+``, ``-`` or ``@`` for a formula (and may
 strip a leading tab or CR and then do the same): ``=HYPERLINK(...)`` in a reason would become a live
@@ -6,7 +6,7 @@ link, ``+919853464010`` a number without its ``+``. Such a value is written as t
 ``="<value>"`` with every ``"`` inside doubled, which a spreadsheet shows as exactly ``<value>``.
 
 The reader (``bulkstatus.input.rules.normalise``) unwraps ``="..."`` and un-doubles the quotes inside, so
-a value read from an input file comes back exactly when failed.csv is fed back in: such a value never
+a value read from an input file comes back exactly when retry.csv or fix.csv is fed back in: such a value never
 has spaces around it and is never itself a ``="..."`` guard, since reading unwraps guards until none is
 left. ``tests/test_spreadsheet_safe.py`` has the table of cases.
 """

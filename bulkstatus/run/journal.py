@@ -7,11 +7,13 @@ batches (with the next in-flight line, or every ``flush_every`` seconds); ``fsyn
 per row. ``kill -9`` therefore loses at most the answers of rows that were in flight, and those rows are
 *in doubt* on resume, never forgotten.
 
-``results.csv`` and ``failed.csv`` are written in input order from a reorder buffer: a row waits there
-until every earlier row has finished, which holds at most the rows in flight plus those finished after
-them (bounded by concurrency and retry waits, not by the file). After each batch a checkpoint line
-``{"k": last_row, "rb": bytes, "fb": bytes, "n": counts}`` records how far both files are complete, so
-that resume can cut them back to a known-good length and carry on.
+``results.csv``, ``retry.csv`` and ``fix.csv`` (which rows go to which: ``redo.py``) are written in input
+order from a reorder buffer: a row waits there until every earlier row has finished, which holds at most
+the rows in flight plus those finished after them (bounded by concurrency and retry waits, not by the
+file). After each batch a checkpoint line ``{"k": last_row, "rb": bytes, "yb": bytes, "xb": bytes,
+"n": counts, "x": redo counts}`` records how far the three files (results, retry, fix) are complete, so
+that resume can cut each back to a known-good length and carry on. Every row carries ``sourceRow``, its
+number in the file it first came from, so that a re-run of retry.csv or fix.csv says which row it was.
 """
 
 from __future__ import annotations
@@ -32,19 +34,24 @@ from typing import Any
 from bulkstatus.errors import OutputError
 from bulkstatus.jsonio import dumps, loads
 from bulkstatus.logs import scrub
-from bulkstatus.model import RETRYABLE_OUTCOMES, Outcome, Result, Row
+from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.cells import FORMULA_STARTS
 from bulkstatus.run.cells import spreadsheet_safe as safe  # no formula cells (see cells.py)
+from bulkstatus.run.redo import Redo, fix_for, redo
 from bulkstatus.timestamps import stamp_ms
 
 RESULT_COLUMNS = (
-    "row", "identifierName", "identifierValue", "label", "reason", "outcome", "requestId", "state",
+    "row", "sourceRow", "identifierName", "identifierValue", "label", "reason", "outcome", "requestId", "state",
     "httpStatus", "errorCode", "error", "attempts", "finishedAt",
 )
-FAILED_COLUMNS = ("identifierName", "identifierValue", "label", "reason", "row", "outcome", "error")
+# The four input columns first, so that each file is an input file as it stands (the others are ignored by
+# the reader, sourceRow aside); fix.csv has what to change right after them.
+RETRY_COLUMNS = ("identifierName", "identifierValue", "label", "reason", "sourceRow", "row", "outcome", "error")
+FIX_COLUMNS = ("identifierName", "identifierValue", "label", "reason", "fix", "sourceRow", "row", "outcome")
 JOURNAL = "journal.jsonl"
 RESULTS = "results.csv"
-FAILED = "failed.csv"
+RETRY = "retry.csv"
+FIX = "fix.csv"
 
 
 def csv_writer(stream: Any) -> Any:
@@ -57,26 +64,33 @@ def csv_writer(stream: Any) -> Any:
 
 
 def result_fields(result: Result) -> list[Any]:
-    """The part of a result that is not in the input row (what the journal keeps)."""
-    return [
+    """The part of a result that is not in the input row (what the journal keeps); a tenth field, 1, only
+    for a transient failure."""
+    fields = [
         result.row.number, str(result.outcome), result.request_id, result.state,
         result.http_status, result.error_code, result.error, result.attempts, result.finished_at,
     ]
+    if result.transient:
+        fields.append(1)
+    return fields
 
 
 def result_from_fields(row: Row, fields: list[Any]) -> Result:
-    _, outcome, request_id, state, http_status, code, error, attempts, finished = fields
-    return Result(row, Outcome(outcome), request_id, state, http_status, code, error, attempts, finished)
+    _, outcome, request_id, state, http_status, code, error, attempts, finished = fields[:9]
+    return Result(row, Outcome(outcome), request_id, state, http_status, code, error, attempts, finished,
+                  transient=len(fields) > 9 and bool(fields[9]))
 
 
 @dataclass
 class ResumePoint:
-    """What a previous, unfinished run left: rows 1..last_row are complete in both CSV files."""
+    """What a previous, unfinished run left: rows 1..last_row are complete in the three CSV files."""
 
     last_row: int = 0
     results_bytes: int = 0
-    failed_bytes: int = 0
+    retry_bytes: int = 0
+    fix_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    redo: Counter[str] = field(default_factory=Counter)  # rows of retry.csv and fix.csv up to last_row
     finished: dict[int, list[Any]] = field(default_factory=dict)  # rows after last_row with an outcome
     # Rows after last_row that were sent but have no outcome, with when they were first sent (epoch s).
     in_doubt: dict[int, float] = field(default_factory=dict)
@@ -177,12 +191,16 @@ def read_resume_point(folder: Path) -> ResumePoint:
     if not path.exists():
         return point
     # A checkpoint counts only if the CSV files hold the bytes it names (a sync that failed, a file
-    # cut short by hand): the last one that they do.
-    sizes = [_size(folder / RESULTS), _size(folder / FAILED)]
+    # cut short by hand): the last one that they do. One without retry.csv and fix.csv (a folder of an
+    # earlier version, which wrote failed.csv) does not: the files are then rebuilt from the journal.
+    sizes = (_size(folder / RESULTS), _size(folder / RETRY), _size(folder / FIX))
     for item in _journal_lines(path):
-        if "k" in item and item["rb"] <= sizes[0] and item["fb"] <= sizes[1]:
-            point.last_row, point.results_bytes, point.failed_bytes = item["k"], item["rb"], item["fb"]
+        if "k" in item and "yb" in item and "xb" in item and (
+                item["rb"] <= sizes[0] and item["yb"] <= sizes[1] and item["xb"] <= sizes[2]):
+            point.last_row, point.results_bytes = item["k"], item["rb"]
+            point.retry_bytes, point.fix_bytes = item["yb"], item["xb"]
             point.counts = Counter(item.get("n", {}))
+            point.redo = Counter(item.get("x", {}))
     for item in _journal_lines(path):
         if "s" in item:
             if item["s"] > point.last_row and item["s"] not in point.in_doubt:
@@ -202,7 +220,7 @@ def read_resume_point(folder: Path) -> ResumePoint:
 
 
 class Recorder:
-    """Owns journal.jsonl, results.csv and failed.csv of one run folder."""
+    """Owns journal.jsonl, results.csv, retry.csv and fix.csv of one run folder."""
 
     def __init__(self, folder: Path, resume: ResumePoint | None = None) -> None:
         self.folder = folder
@@ -212,20 +230,26 @@ class Recorder:
         _drop_torn_tail(folder / JOURNAL)
         self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._results = self._open_csv(folder / RESULTS, point.results_bytes, RESULT_COLUMNS)
-        self._failed = self._open_csv(folder / FAILED, point.failed_bytes, FAILED_COLUMNS)
+        self._retry = self._open_csv(folder / RETRY, point.retry_bytes, RETRY_COLUMNS)
+        self._fix = self._open_csv(folder / FIX, point.fix_bytes, FIX_COLUMNS)
         # (a header that cannot be written is an OutputError from _open_csv: nothing was sent yet)
         self._journal_buf: list[bytes] = []
         self._results_buf = io.StringIO()
-        self._failed_buf = io.StringIO()
+        self._retry_buf = io.StringIO()
+        self._fix_buf = io.StringIO()
         self._results_csv = csv_writer(self._results_buf)
-        self._failed_csv = csv_writer(self._failed_buf)
+        self._retry_csv = csv_writer(self._retry_buf)
+        self._fix_csv = csv_writer(self._fix_buf)
+        self._files = ((self._results, self._results_buf, RESULTS), (self._retry, self._retry_buf, RETRY),
+                       (self._fix, self._fix_buf, FIX))
         self._pending: dict[int, Result] = {}
         self._next_row = point.last_row + 1
         self.counts: Counter[str] = Counter(point.counts)
+        self.redo: Counter[str] = Counter(point.redo)  # rows written to retry.csv and fix.csv
         self._dirty = False
         self._frozen = False  # an unprocessed row was written: no checkpoint may pass it
         # Rows sent (now or by an earlier session) without a final outcome yet: left unprocessed, they
-        # are *in doubt* and stay out of failed.csv, since a re-run of it could make their request twice.
+        # are *in doubt* and stay out of retry.csv, since a re-run of it could make their request twice.
         self._sent: set[int] = set(point.in_doubt)
         self.in_doubt = 0  # of the unprocessed rows written, those in doubt
         self._closed = False
@@ -293,11 +317,11 @@ class Recorder:
             self._write_rows(done)
             self._next_row += 1
 
-    def unprocessed(self, rows: list[tuple[int, str, str, str, str]], error: str, doubt_error: str) -> None:
-        """Record ``rows`` (number, identifierName, identifierValue, label, reason: the next ones in input
-        order, none sent in this session) as unprocessed, straight into the CSV files: the rest of a
-        stopped run, a million rows in seconds. A row sent by an earlier session and not settled stays in
-        doubt (``doubt_error``; not in failed.csv)."""
+    def unprocessed(self, rows: list[tuple[int, str, str, str, str, int]], error: str, doubt_error: str) -> None:
+        """Record ``rows`` (number, identifierName, identifierValue, label, reason, origin: the next ones in
+        input order, none sent in this session) as unprocessed, straight into results.csv and retry.csv: the
+        rest of a stopped run, a million rows in seconds. A row sent by an earlier session and not settled
+        stays in doubt (``doubt_error``; not in retry.csv)."""
         if not rows:
             return
         assert not self._pending and rows[0][0] == self._next_row, "rows out of order"
@@ -313,14 +337,15 @@ class Recorder:
         # the fixed cells formatted once by the writer itself (so the bytes are the writer's).
         results_tail = _csv_line((outcome, "", "", "", "", error, 0, stamp))
         doubt_tail = _csv_line((outcome, "", "", "", "", doubt_error, 0, stamp))
-        failed_tail = _csv_line((outcome, error))
-        results_buf, failed_buf = self._results_buf, self._failed_buf
+        retry_tail = _csv_line((outcome, error))
+        results_buf, retry_buf = self._results_buf, self._retry_buf
+        retried = count
         if not (sent and any(row[0] in sent for row in rows)):
             # The whole batch by hand when one pass over its first three columns shows that none needs
             # quoting (a comma, a quote, CR or LF) nor a guard (starts like a formula), and one pass over
             # its reasons that none needs a guard: then only a reason may need quoting, looked at with
             # plain `in` tests (a regex per cell costs twice as much). Else row by row below.
-            head = "".join([f"\n{a}\n{b}\n{c}" for _, a, b, c, _ in rows])
+            head = "".join([f"\n{a}\n{b}\n{c}" for _, a, b, c, _, _ in rows])
             reasons = [row[4] for row in rows]
             tails = "\n" + "\n".join(reasons)
             if head.count("\n") == 3 * len(rows) and _plain(head) and _unguarded(tails):
@@ -330,15 +355,15 @@ class Recorder:
                     cells = ['"' + d.replace('"', '""') + '"' if ("," in d or '"' in d or "\n" in d or "\r" in d)
                              else d for d in reasons]
                 self._write_batch()  # (what is buffered goes first) then straight to the files
-                numbers = [str(r[0]) for r in rows]
+                numbers = [(str(r[0]), str(r[5] or r[0])) for r in rows]
                 lines = [f"{r[1]},{r[2]},{r[3]},{d}" for r, d in zip(rows, cells, strict=True)]
-                self._write_all(self._results, "".join([f"{n},{line},{results_tail}" for n, line
+                self._write_all(self._results, "".join([f"{n},{s},{line},{results_tail}" for (n, s), line
                                                         in zip(numbers, lines, strict=True)]).encode("utf-8"), RESULTS)
-                self._write_all(self._failed, "".join([f"{line},{n},{failed_tail}" for n, line
-                                                       in zip(numbers, lines, strict=True)]).encode("utf-8"), FAILED)
+                self._write_all(self._retry, "".join([f"{line},{s},{n},{retry_tail}" for (n, s), line
+                                                      in zip(numbers, lines, strict=True)]).encode("utf-8"), RETRY)
                 rows = []  # all written
-        results, failed = [], []
-        for number, a, b, c, d in rows:
+        results, retry = [], []
+        for number, a, b, c, d, origin in rows:
             # Only a reason usually needs quoting (a comma, a quote): the others are looked at one by one
             # only when one of them starts like a formula or holds what the writer quotes.
             if _NOT_PLAIN.search(f"\n{a}\n{b}\n{c}") or "\n" in a or "\n" in b or "\n" in c:
@@ -346,15 +371,18 @@ class Recorder:
             else:
                 head = f"{a},{b},{c}"
             line = f"{head},{_quoted(safe(d) if d.startswith(starts) else d)}"
+            source = origin or number
             if number in sent:
                 self.in_doubt += 1
-                results.append(f"{number},{line},{doubt_tail}")
+                retried -= 1
+                results.append(f"{number},{source},{line},{doubt_tail}")
             else:
-                results.append(f"{number},{line},{results_tail}")
-                failed.append(f"{line},{number},{failed_tail}")
+                results.append(f"{number},{source},{line},{results_tail}")
+                retry.append(f"{line},{source},{number},{retry_tail}")
         results_buf.write("".join(results))
-        failed_buf.write("".join(failed))
+        retry_buf.write("".join(retry))
         self.counts[outcome] += count
+        self.redo[Redo.RETRY.value] += retried
         self._next_row = last + 1
         self._write_batch()
 
@@ -363,19 +391,24 @@ class Recorder:
         self.counts[str(result.outcome)] += 1
         name, value, label, reason, error = (safe(row.identifier_name), safe(row.identifier_value),
                                              safe(row.label), safe(row.reason), safe(result.error))
+        source = row.origin or row.number
         self._results_csv.writerow((
-            row.number, name, value, label, reason,
+            row.number, source, name, value, label, reason,
             str(result.outcome), result.request_id, result.state,
             "" if result.http_status is None else result.http_status, result.error_code, error,
             result.attempts, result.finished_at,
         ))
-        if result.outcome is Outcome.UNPROCESSED and row.number in self._sent:
+        in_doubt = result.outcome is Outcome.UNPROCESSED and row.number in self._sent
+        if in_doubt:
             self.in_doubt += 1
-        elif result.outcome in RETRYABLE_OUTCOMES:
-            self._failed_csv.writerow((
-                name, value, label, reason, row.number,
-                str(result.outcome), error,
-            ))
+        again = redo(result.outcome, result.transient, in_doubt)
+        if again is Redo.RETRY:
+            self._retry_csv.writerow((name, value, label, reason, source, row.number, str(result.outcome), error))
+        elif again is Redo.FIX:
+            fix = error if result.outcome is Outcome.INVALID else safe(fix_for(result))
+            self._fix_csv.writerow((name, value, label, reason, fix, source, row.number, str(result.outcome)))
+        if again is not None:
+            self.redo[again.value] += 1
 
     def _write_journal(self) -> None:
         if self._journal_buf:
@@ -404,7 +437,7 @@ class Recorder:
 
     def _write_batch(self) -> None:
         self._write_journal()
-        for fd, buf, name in ((self._results, self._results_buf, RESULTS), (self._failed, self._failed_buf, FAILED)):
+        for fd, buf, name in self._files:
             data = buf.getvalue()
             if data:
                 self._write_all(fd, data.encode("utf-8"), name)
@@ -415,15 +448,17 @@ class Recorder:
         checkpoint = {
             "k": self._next_row - 1,
             "rb": os.lseek(self._results, 0, os.SEEK_CUR),
-            "fb": os.lseek(self._failed, 0, os.SEEK_CUR),
+            "yb": os.lseek(self._retry, 0, os.SEEK_CUR),
+            "xb": os.lseek(self._fix, 0, os.SEEK_CUR),
             "n": dict(self.counts),
+            "x": dict(self.redo),
         }
         self._journal_buf.append(dumps(checkpoint) + b"\n")
         self._write_journal()
 
     def sync(self) -> None:
         """Force what was written onto the disk (run on a timer, off the event loop)."""
-        for fd, name in ((self._journal, JOURNAL), (self._results, RESULTS), (self._failed, FAILED)):
+        for fd, name in ((self._journal, JOURNAL), *((fd, name) for fd, _, name in self._files)):
             try:
                 os.fsync(fd)
             except OSError as exc:  # a network filesystem may say it only now
@@ -440,7 +475,7 @@ class Recorder:
                 self.flush()
                 self.sync()
         finally:
-            for fd in (self._journal, self._results, self._failed):
+            for fd in (self._journal, self._results, self._retry, self._fix):
                 os.close(fd)
             self._closed = True
         if self.failure is not None:

@@ -22,7 +22,7 @@ from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError, OutputError
 from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
-from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, collector_paused
+from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, RestRow, collector_paused
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.brakes import FailureBrake
@@ -71,6 +71,7 @@ class RunReport:
     adopted: int = 0
     lookups: int = 0
     in_doubt: int = 0  # unprocessed rows that were sent and whose answer was lost: resume settles them
+    redo: Counter[str] = field(default_factory=Counter)  # rows in retry.csv ("retry") and fix.csv ("fix")
     interrupted: bool = False
     abort_reason: str | None = None
     limit: int | None = None  # --limit of this session
@@ -247,7 +248,7 @@ class Run:
             await self._write_rest_from(reader, reader.rest(after, REST_BATCH))
 
     async def _write_rest_from(self, reader: InputReader,
-                               batches: Iterator[list[tuple[int, str, str, str, str]]]) -> None:
+                               batches: Iterator[list[RestRow]]) -> None:
         finished = self.job.resume.finished  # rows an earlier session finished: their own outcome
         while True:
             try:
@@ -268,7 +269,7 @@ class Run:
             self._write_rest_batch(batch)
             await asyncio.sleep(0)  # a second Ctrl-C is heard between batches
 
-    def _write_rest_batch(self, batch: list[tuple[int, str, str, str, str]]) -> None:
+    def _write_rest_batch(self, batch: list[RestRow]) -> None:
         try:
             self._recorder.unprocessed(batch, self._rest_error,
                                        "in doubt: sent by an earlier session, its answer lost: resume looks it up")
@@ -377,11 +378,11 @@ class Run:
     def _finish(self) -> RunReport:
         ended = now_utc()
         for note, count in self.notes.items():
-            log.warning("%d row(s): %s (sent as trimmed; `bulkstatus validate` lists them)", count, note)
+            log.warning("%d row(s): %s (`bulkstatus validate` lists them)", count, note)
         report = RunReport(self.job.manifest.folder, Counter(self._recorder.counts), self._started, ended,
                            interrupted=self.stop.interrupted, abort_reason=self.stop.abort_reason,
                            in_doubt=self._recorder.in_doubt, limit=self._limit,
-                           left_by_limit=self._left_by_limit)
+                           left_by_limit=self._left_by_limit, redo=Counter(self._recorder.redo))
         sender = self._sender
         if sender is not None:
             caller = sender.caller
@@ -440,6 +441,8 @@ def write_summary(job: Job, report: RunReport, status: str) -> None:
         "counts": {o.value: report.counts.get(o.value, 0) for o in Outcome},
         "rows": sum(report.counts.values()),
         "inDoubt": report.in_doubt,
+        "retryRows": report.redo.get("retry", 0),  # retry.csv: run it again as it is
+        "fixRows": report.redo.get("fix", 0),  # fix.csv: change what its fix column says first
         "startedAt": sessions[0]["startedAt"],
         "endedAt": iso(report.ended),
         "originalStartedAt": job.manifest.started_at,

@@ -109,6 +109,8 @@ class Handlers:
             fields = validate_create(body)
         except Invalid as exc:
             return _finish(call, "rejected", v2_error(400, exc.code, exc.message))
+        if fields.identifier_value in config.always_error:
+            return _finish(call, "transient-error", v2_error(503, 4001, "Authorization status unavailable"))
         if fields.identifier_value in config.not_found:
             answer = v2_error(400, NOT_FOUND_CODE, "Customer not found for the given identifiers")
             return _finish(call, "rejected", answer)

@@ -86,6 +86,9 @@ class SimConfig:
     # A share of list calls answered 503: the look-up of a lost answer, or the pending check, failing.
     list_error_rate: float = 0.0
     not_found: set[str] = field(default_factory=set)
+    # Identifier values whose creates are always answered 503 with the API's 4001 (a transient error): rows
+    # whose retries run out.
+    always_error: set[str] = field(default_factory=set)
     fail_on_approve: set[str] = field(default_factory=set)
     auto_approve: bool = False
     seed: int | None = None
@@ -127,6 +130,7 @@ class SimConfig:
             "drop_after_rate": self.drop_after_rate,
             "list_error_rate": self.list_error_rate,
             "not_found": sorted(self.not_found),
+            "always_error": sorted(self.always_error),
             "fail_on_approve": sorted(self.fail_on_approve),
             "auto_approve": self.auto_approve,
             "seed": self.seed,
@@ -171,7 +175,7 @@ def _convert(name: str, value: Any) -> Any:
         return {int(v) for v in value}
     if name in ("basic_users", "oauth_clients", "intouch_users"):
         return _str_dict(value)
-    if name in ("not_found", "fail_on_approve"):
+    if name in ("not_found", "fail_on_approve", "always_error"):
         if isinstance(value, str):
             raise TypeError("expected a list of strings")
         return {str(v) for v in value}
