@@ -103,11 +103,13 @@ def test_rejected_and_failed_rows_come_back_with_their_reason_and_run_again(sim,
         ("5", '="+919853464010"', "=\"=cmd|' /C calc'!A0\"", "rejected", ids[4]),
         ("6", "ghost.later@example.com", "chargebacks", "failed", ids[5])]
     assert [r["stateReason"] for r in redone] == [results[i]["stateReason"] for i in (1, 4, 5)]
+    assert [r["sourceRow"] for r in redone] == ["2", "5", "6"]
 
     validated = cli("validate", redo)
     assert validated.code == 0, validated.err
     again = cli("run", redo)
     assert again.code == 0, again.err
+    assert [r["sourceRow"] for r in read_csv(again.folder / "results.csv")] == ["2", "5", "6"]
     assert [r["outcome"] for r in read_csv(again.folder / "results.csv")] == ["submitted"] * 3
     sent = sim.sim.state.accepted()[-3:]
     assert [(s.identifier_value, s.label, s.reason) for s in sent] == [

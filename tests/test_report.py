@@ -99,3 +99,20 @@ def test_a_long_run_is_downsampled_and_gaps_are_cut(tmp_path: Path) -> None:
     assert len(got.pauses) == 20
     path = write_report(tmp_path)
     assert path.stat().st_size < 400_000
+
+
+def test_errors_that_quote_their_row_are_one_kind(tmp_path: Path) -> None:
+    from bulkstatus.report.data import _read_results
+
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "row,identifierName,identifierValue,outcome,httpStatus,errorCode,error\n"
+        'r1,mobile,91-1,invalid,,,"identifierValue ""91-1"" is not a mobile number; write it as ""911"""\n'
+        'r2,mobile,91-2,invalid,,,"identifierValue ""91-2"" is not a mobile number; write it as ""912"""\n'
+        "r3,mobile,9199,failed,400,8015,Customer not found for the given identifiers\n"
+        "r4,mobile,9198,submitted,200,,\n")
+    kinds, other, _ = _read_results(results)
+    assert [(k.outcome, k.count, k.message) for k in kinds] == [
+        ("invalid", 2, 'identifierValue "…" is not a mobile number; write it as "…"'),
+        ("failed", 1, "Customer not found for the given identifiers")]
+    assert kinds[0].examples == [("r1", "mobile", "91-1"), ("r2", "mobile", "91-2")] and other == 0

@@ -19,7 +19,7 @@ from bulkstatus.run.journal import csv_writer
 REDO = "rejected.csv"
 REDO_STATES = frozenset({"rejected", "failed"})
 INPUT_COLUMNS = ("identifierName", "identifierValue", "label", "reason")
-REDO_COLUMNS = (*INPUT_COLUMNS, "row", "requestId", "state", "stateReason")
+REDO_COLUMNS = (*INPUT_COLUMNS, "sourceRow", "row", "requestId", "state", "stateReason")
 NO_REASON = "(no reason given)"
 _MAX_REASONS = 1000  # distinct reasons counted; a free-text message per request must not grow without end
 
@@ -31,8 +31,9 @@ class RedoFile:
         self.path = path
         self.rows = 0
         self.reasons: Counter[str] = Counter()  # (state, reason) as "state: reason", for the summary
-        self._at = [header.index(name) for name in REDO_COLUMNS]
-        self._id_at, self._state_at, self._reason_at = self._at[5:]
+        # (a results.csv written before sourceRow existed: its row is the source row)
+        self._at = [header.index(name if name in header else "row") for name in REDO_COLUMNS]
+        self._id_at, self._state_at, self._reason_at = self._at[-3:]
         self._tmp = path.with_name(path.name + ".tmp")
         self._fh = self._tmp.open("w", newline="", encoding="utf-8")
         self._writer = csv_writer(self._fh)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ MAX_KINDS = 25  # kinds of error listed (the rest counted together)
 GAP = 60  # seconds without activity (a resume the next morning) shown as a break, not as time
 BAD = ("failed", "invalid")
 THROTTLED = "429"
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 @dataclass
@@ -96,7 +98,9 @@ def _read_results(path: Path) -> tuple[list[ErrorKind], int, Counter[str]]:
                 states[row.get("state") or "unknown"] += 1
             if outcome not in BAD:
                 continue
-            key = (outcome, row.get("httpStatus") or "", row.get("errorCode") or "", row.get("error") or "")
+            # Messages that quote the row's own value ("91-80-501" is not a mobile number) are one kind.
+            message = _QUOTED.sub('"…"', row.get("error") or "")
+            key = (outcome, row.get("httpStatus") or "", row.get("errorCode") or "", message)
             kind = kinds.get(key)
             if kind is None:
                 if len(kinds) >= MAX_KINDS * 20:  # a message per row (it names the row): stop keeping them
