@@ -30,6 +30,7 @@ def render(data: ReportData) -> str:
     template = env.get_template("report.html.j2")
     return template.render(
         title=data.folder.name,
+        folder=str(data.folder),
         summary=summary,
         counts=counts,
         errors=data.errors,
