@@ -70,6 +70,7 @@ def read_options(settings: Settings) -> ReadOptions:
         default_label=settings.get("label"),
         default_reason=settings.get("reason"),
         allowed_labels=frozenset(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
+        sheet=settings.get("sheet"),
     )
 
 
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         from bulkstatus.run.runner import Job
 
         job = Job(settings, input_path, manifest, options, dry_run=dry_run, input_identity=input_identity)
-        total = count_data_rows(input_path)
+        total = count_data_rows(input_path, options.sheet)
         return _execute(job, args, total, initial=0, session="dry run" if dry_run else "run")
     finally:
         for lock in reversed(held):
@@ -207,7 +208,8 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     from bulkstatus.run.runner import Job
 
     job = Job(settings, input_path, manifest, read_options(settings), resume=point, input_identity=input_identity)
-    return _execute(job, args, count_data_rows(input_path), initial=point.last_row, session="resume")
+    total = count_data_rows(input_path, job.read_options.sheet)
+    return _execute(job, args, total, initial=point.last_row, session="resume")
 
 
 def _refuse_invalid(path: Path, options: ReadOptions) -> None:

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="submit one maker request per valid row of a CSV file",
                          description="Submit one CUSTOMER-STATUS-CHANGE maker request per valid row.")
-    run.add_argument("input", metavar="INPUT", help="CSV with identifierName,identifierValue,label,reason")
+    run.add_argument("input", metavar="INPUT", help="CSV file (or .xlsx, .xls, .ods workbook) with "
+                     "identifierName,identifierValue,label,reason")
     _add_settings(run)
     _add_switch(run, "dry-run", "send nothing; write requests.jsonl instead")
     _add_switch(run, "sandbox", "start the built-in simulator on a free loopback port and run against it")
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Check a CSV file offline and report each problem; sends nothing.")
     validate.add_argument("input", metavar="INPUT")
     validate.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter"})
+    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter", "sheet"})
     _add_common(validate)
 
     sandbox = sub.add_parser("sandbox", help="run the built-in simulator until stopped, printing its URL",

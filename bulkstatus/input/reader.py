@@ -38,6 +38,7 @@ from bulkstatus.input.rules import (
 )
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURCE_COLUMN, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
+from bulkstatus.input.workbook import open_workbook
 
 __all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestRow", "check_structure",
            "count_data_rows"]
@@ -84,7 +85,13 @@ class InputReader:
                                options.allowed_labels or None)
         self._started = False
         self._text: io.TextIOWrapper | None = None
-        self._binary, layout = open_input(self.path, options)
+        # An .xlsx, .xls or .ods workbook is read by its own reader (bulkstatus.input.workbook).
+        self._book = open_workbook(self.path, options)
+        self.sheet = self._book.sheet if self._book is not None else None
+        if self._book is not None:
+            self._binary, layout = self._book.binary, self._book.layout
+        else:
+            self._binary, layout = open_input(self.path, options)
         self.encoding = layout.encoding
         self.delimiter = layout.delimiter
         self.columns = layout.columns
@@ -97,6 +104,13 @@ class InputReader:
         if self._started:
             raise RuntimeError("an InputReader can be iterated only once")
         self._started = True
+        if self._book is not None:
+            for rows in self._book.checked(self._rules, self.options.chunk_rows):
+                self.rows_read = rows[-1].row.number
+                self.skipped_empty_rows = self._book.skipped_empty_rows
+                yield rows
+            self.skipped_empty_rows = self._book.skipped_empty_rows
+            return
         self._binary.seek(0)
         self._text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         names = [f"c{i}" for i in range(len(self.columns) + _SENTINELS)]
@@ -176,6 +190,9 @@ class InputReader:
         Each is (number, identifierName, identifierValue, label, reason, origin) as check_row gives them
         (trimmed, Excel guards unwrapped, defaults filled, origin from a sourceRow column or 0); no row is
         checked, as none of them is sent."""
+        if self._book is not None:  # a workbook's rest is read and checked as iterating does: slower, the same
+            yield from self._book.rest(after, self._rules, batch)
+            return
         self._binary.seek(0)
         text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         at = [self._index.get(c) for c in (*COLUMNS, SOURCE_COLUMN)]

@@ -23,7 +23,7 @@ from bulkstatus.input.locate import csv_error, decode_error, file_error
 from bulkstatus.model import IDENTIFIER_NAMES
 
 __all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "SOURCE_COLUMN", "Layout", "ReadOptions",
-           "open_input"]
+           "match_header", "open_input"]
 
 COLUMNS = ("identifierName", "identifierValue", "label", "reason")
 # Optional: the row number of the original file, which retry.csv and fix.csv carry into every re-run.
@@ -33,10 +33,11 @@ _DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t"}
 SAMPLE_BYTES = 64 * 1024  # what the header, encoding and delimiter are detected from
 _BY_ALIAS = {c.lower(): c for c in (*COLUMNS, SOURCE_COLUMN)}
 _MAGIC = {
-    b"PK\x03\x04": "is an Excel workbook or other zip archive, not a CSV file; in Excel use "
-                   'File > Save As > "CSV UTF-8 (Comma delimited)"',
-    b"\xd0\xcf\x11\xe0": 'is an old Excel workbook (.xls), not a CSV file; in Excel use File > Save As > '
-                         '"CSV UTF-8 (Comma delimited)"',
+    # (.xlsx, .ods and .xls workbooks are read by bulkstatus.input.workbook before a file gets here)
+    b"PK\x03\x04": "is a zip archive, but not an .xlsx or .ods workbook nor a CSV file; if it holds a CSV "
+                   "file, unzip it first",
+    b"\xd0\xcf\x11\xe0": "is a Microsoft Office file that is not an Excel workbook (.xls); give a CSV file, "
+                         "or an .xlsx, .xls or .ods workbook",
     b"\x1f\x8b": "is gzip-compressed; decompress it first (gunzip)",
     b"%PDF": "is a PDF document, not a CSV file",
 }
@@ -50,6 +51,7 @@ class ReadOptions:
     default_reason: str | None = None
     allowed_labels: frozenset[str] | None = None  # None or empty: any label
     chunk_rows: int = 10_000
+    sheet: str | None = None  # a workbook's sheet to read; None: the first
 
 
 DEFAULT_OPTIONS = ReadOptions()  # the default argument of InputReader and check_structure
@@ -223,6 +225,9 @@ def _match_header(path: Path, columns: list[str], options: ReadOptions) -> dict[
             raise _header_error(path, columns,
                                 f"column {column} is missing{_did_you_mean(columns, column, found)}{fix}")
     return found
+
+
+match_header = _match_header  # for the workbook reader, which finds its header cells itself
 
 
 def _did_you_mean(columns: list[str], column: str, found: dict[str, int]) -> str:
