@@ -213,3 +213,38 @@ def test_columns(reference: str, index: int) -> None:
     """Cell references to column numbers and back."""
     assert _column(reference) == index
     assert _column_letter(index) == reference.rstrip("0123456789")
+
+
+def _cut(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: _cut(write_ods(d / "cut.ods", LIST)), "cannot be read as an OpenDocument spreadsheet (.ods) (its zip "
+                                                     "archive is damaged or cut short"),
+    (lambda d: _cut(write_xlsx(d / "cut.xlsx", LIST)), "cannot be read as an Excel workbook (.xlsx)"),
+    (lambda d: _zip(d / "list.zip"), "is a zip archive, but not an .xlsx or .ods workbook nor a CSV file; if it holds "
+                                     "a CSV file, unzip it first"),
+    (lambda d: _write(d / "escaped.csv", ",".join(HEADER) + '\nmobile,919853464010,Suspended,"he said \\"stop\\""\n'),
+     'line 2 escapes a quote with a backslash (\\"), which CSV does not do: a quote inside a quoted value is '
+     'doubled ("")'),
+])
+def test_messages_name_the_real_cause(make, message: str, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A damaged .ods is called an OpenDocument spreadsheet, a plain zip a zip, \\" a backslash-escaped quote."""
+    result = cli("validate", make(tmp_path))
+    assert result.code == 2 and message in result.err, result.err
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _zip(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("list.csv", ",".join(HEADER) + "\n")
+    return path

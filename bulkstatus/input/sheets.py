@@ -22,7 +22,7 @@ import re
 import zipfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from xml.parsers import expat
@@ -32,7 +32,8 @@ from bulkstatus.errors import InputFileError
 __all__ = ["KINDS", "SheetRow", "sheet_kind", "sheet_rows", "xlsx_sheet_member"]
 
 SheetRow = tuple[list[str], int]
-KINDS = {"xlsx": "Excel workbook (.xlsx)", "ods": "OpenDocument spreadsheet (.ods)", "xls": "Excel 97-2003 workbook (.xls)"}
+KINDS = {"xlsx": "Excel workbook (.xlsx)", "ods": "OpenDocument spreadsheet (.ods)",
+         "xls": "Excel 97-2003 workbook (.xls)"}
 _FEED = 64 * 1024
 _SEP = "\x01"  # expat's namespace separator: names arrive as "uri\x01local"
 _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -63,7 +64,7 @@ def sheet_kind(path: Path, head: bytes) -> str | None:
 
 
 def sheet_rows(path: Path, kind: str, binary: IO[bytes], sheet: str | None,
-               named: list[str] | None = None) -> Iterator[SheetRow]:
+               named: list[str] | None = None) -> Generator[SheetRow, None, None]:
     """The rows of ``sheet`` (the first sheet when None) of the workbook open as ``binary``, from the top;
     raises InputFileError when the workbook or the sheet cannot be read. The name of the sheet read is
     appended to ``named`` once it is known (before its first row)."""
@@ -75,8 +76,10 @@ def sheet_rows(path: Path, kind: str, binary: IO[bytes], sheet: str | None,
         binary.seek(0)
         with zipfile.ZipFile(binary) as z:
             yield from (_xlsx_rows(path, z, sheet, named) if kind == "xlsx" else _ods_rows(path, z, sheet, named))
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
-        raise _broken(path, kind, str(exc)) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise _broken(path, kind, f"its zip archive is damaged or cut short: {exc}") from None
+    except KeyError as exc:
+        raise _broken(path, kind, f"a part is missing: {exc}") from None
     except expat.ExpatError as exc:
         raise _broken(path, kind, f"XML error: {expat.errors.messages.get(exc.code, exc)}") from None
 
@@ -227,10 +230,7 @@ def _number_text(value: str, width: int) -> str:
         number = float(value)
     except ValueError:
         return value
-    if number.is_integer() and abs(number) < 1e21:
-        text = str(int(number))
-    else:
-        text = repr(number)
+    text = str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
     return text.zfill(width) if width else text
 
 
@@ -471,361 +471,6 @@ def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str
         if sheet is not None:
             raise sheet_names_error(path, sheet, tables)
         raise _broken(path, "ods", "it holds no sheet")
-
-
-# --- .xlsx -----------------------------------------------------------------------------------------
-
-
-class _SharedStrings:
-    """The shared-strings table: every string in one str, and where each ends."""
-
-    __slots__ = ("_ends", "_text")
-
-    def __init__(self, z: zipfile.ZipFile, member: str | None) -> None:
-        self._ends = array("q")
-        self._text = ""
-        if member is None:
-            return
-        buffer = io.StringIO()
-        parts: list[str] = []
-        depth = {"si": 0, "t": 0, "rPh": 0}
-        ends, size = self._ends, 0
-
-        def start(name: str, attrs: dict[str, str]) -> None:
-            local = _local(name)
-            if local in depth:
-                depth[local] += 1
-
-        def end(name: str) -> None:
-            nonlocal size
-            local = _local(name)
-            if local in depth:
-                depth[local] -= 1
-            if local == "si":
-                value = "".join(parts)
-                parts.clear()
-                buffer.write(value)
-                size += len(value)
-                ends.append(size)
-
-        def text(data: str) -> None:
-            if depth["t"] and not depth["rPh"]:  # phonetic runs (rPh) are a reading aid, not the text
-                parts.append(data)
-
-        with z.open(member) as stream:
-            for _ in _parse(stream, start, end, text, []):
-                pass
-        self._text = buffer.getvalue()
-
-    def __getitem__(self, index: int) -> str:
-        ends = self._ends
-        return self._text[ends[index - 1] if index else 0:ends[index]]
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-
-_ZEROS = re.compile(r"0+")
-# The built-in number formats that are runs of zeros (ECMA-376 18.8.30): 1 is "0".
-_BUILTIN_ZEROS = {1: 1}
-
-
-def _zero_padding(z: zipfile.ZipFile, member: str | None) -> list[int]:
-    """For each cell style (the cells' s="..."), the width of its format when that is a run of zeros, else 0."""
-    if member is None:
-        return []
-    codes: dict[int, str] = {}
-    styles: list[int] = []
-    inside = []
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        local = _local(name)
-        if local == "numFmt":
-            codes[int(_attr(attrs, "numFmtId") or -1)] = _attr(attrs, "formatCode") or ""
-        elif local == "cellXfs":
-            inside.append(True)
-        elif local == "xf" and inside:
-            number = int(_attr(attrs, "numFmtId") or 0)
-            code = codes.get(number)
-            if code is not None:
-                styles.append(len(code) if _ZEROS.fullmatch(code.replace('"', "")) else 0)
-            else:
-                styles.append(_BUILTIN_ZEROS.get(number, 0))
-
-    def end(name: str) -> None:
-        if _local(name) == "cellXfs":
-            inside.clear()
-
-    _read_xml(z.read(member), start, end)
-    return styles
-
-
-def _number_text(value: str, width: int) -> str:
-    """An .xlsx number cell's value in full digits: integers without a decimal point or exponent."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if number.is_integer() and abs(number) < 1e21:
-        text = str(int(number))
-    else:
-        text = repr(number)
-    return text.zfill(width) if width else text
-
-
-def _rels(z: zipfile.ZipFile, member: str) -> dict[str, str]:
-    """Relationship id -> member path, from a .rels part."""
-    base = PurePosixPath(member).parent.parent
-    found: dict[str, str] = {}
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        if _local(name) == "Relationship":
-            target = attrs.get("Target", "")
-            path = target.lstrip("/") if target.startswith("/") else str(base / target)
-            found[attrs.get("Id", "")] = _normal(path)
-
-    if member in z.namelist():
-        _read_xml(z.read(member), start)
-    return found
-
-
-def _normal(path: str) -> str:
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/".join(parts)
-
-
-def xlsx_sheet_member(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str] | None = None) -> str:
-    """The zip member of the named sheet (or the first); its name is appended to ``named``."""
-    sheets: list[tuple[str, str]] = []
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        if _local(name) == "sheet":
-            sheets.append((attrs.get("name", ""), _attr(attrs, "id") or ""))
-
-    _read_xml(z.read("xl/workbook.xml"), start)
-    rels = _rels(z, "xl/_rels/workbook.xml.rels")
-    if not sheets:
-        raise _broken(path, "xlsx", "it lists no sheet")
-    chosen = sheets[0] if sheet is None else next((s for s in sheets if s[0] == sheet), None)
-    if chosen is None:
-        raise sheet_names_error(path, sheet or "", [s[0] for s in sheets])
-    if named is not None:
-        named.append(chosen[0])
-    member = rels.get(chosen[1]) or f"xl/worksheets/sheet{sheets.index(chosen) + 1}.xml"
-    if member not in z.namelist():
-        raise _broken(path, "xlsx", f'its sheet "{chosen[0]}" is missing ({member})')
-    return member
-
-
-def _column(reference: str) -> int:
-    """0-based column of a cell reference such as "AB12"."""
-    number = 0
-    for char in reference:
-        if char.isdigit():
-            break
-        number = number * 26 + (ord(char) & 0x1F)
-    return number - 1
-
-
-def _xlsx_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str]) -> Iterator[SheetRow]:
-    member = xlsx_sheet_member(path, z, sheet, named)
-    names = set(z.namelist())
-    rels = _rels(z, "xl/_rels/workbook.xml.rels")
-    strings_member = next((m for m in rels.values() if m.endswith("sharedStrings.xml")), None)
-    if strings_member not in names:
-        strings_member = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in names else None
-    styles_member = next((m for m in rels.values() if m.endswith("styles.xml")), None)
-    if styles_member not in names:
-        styles_member = "xl/styles.xml" if "xl/styles.xml" in names else None
-    strings = _SharedStrings(z, strings_member)
-    padding = _zero_padding(z, styles_member)
-    out: list[SheetRow] = []
-    cells: list[str] = []
-    numeric = 0
-    kind: str | None = None
-    style = 0
-    at = 0
-    value: list[str] = []
-    inline: list[str] = []
-    collecting: list[str] | None = None
-    phonetic = 0
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal kind, style, at, collecting, phonetic, numeric
-        local = name[name.rfind(_SEP) + 1:]
-        if local == "c":
-            reference = attrs.get("r")
-            at = _column(reference) if reference else len(cells)
-            kind = attrs.get("t")
-            style = int(attrs.get("s", 0))
-        elif local == "v":
-            collecting = value
-        elif local == "t" and not phonetic:
-            collecting = inline
-        elif local == "rPh":
-            phonetic += 1
-        elif local == "row":
-            cells.clear()
-            numeric = 0
-
-    def end(name: str) -> None:
-        nonlocal collecting, phonetic, numeric
-        local = name[name.rfind(_SEP) + 1:]
-        if local in ("v", "t"):
-            collecting = None
-        elif local == "rPh":
-            phonetic -= 1
-        elif local == "c":
-            raw = "".join(value)
-            value.clear()
-            if kind == "s":
-                text = strings[int(raw)] if raw else ""
-            elif kind == "inlineStr":
-                text = "".join(inline)
-                inline.clear()
-            elif kind in ("str", "e", "d"):
-                text = raw
-            elif kind == "b":
-                text = "TRUE" if raw == "1" else "FALSE" if raw else ""
-            else:  # "n" or none: a number
-                text = _number_text(raw, padding[style] if style < len(padding) else 0) if raw else ""
-                if raw:
-                    numeric |= 1 << at
-            if text:
-                if at >= len(cells):
-                    cells.extend([""] * (at + 1 - len(cells)))
-                cells[at] = text
-        elif local == "row":
-            out.append((cells.copy(), numeric))
-
-    def text(data: str) -> None:
-        if collecting is not None:
-            collecting.append(data)
-
-    with z.open(member) as stream:
-        yield from _parse(stream, start, end, text, out)
-
-
-# --- .ods ------------------------------------------------------------------------------------------
-
-_NUMERIC_TYPES = frozenset({"float", "percentage", "currency"})
-_MAX_REPEAT = 1 << 20  # a sheet's most rows; repeats past it are the empty rest of a sheet
-_MAX_COLUMNS = 1 << 14  # a sheet's most columns
-
-
-def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str]) -> Iterator[SheetRow]:
-    out: list[SheetRow] = []
-    tables: list[str] = []
-    state: dict[str, Any] = {"in": False, "done": False}
-    cells: list[str] = []
-    numeric = 0
-    empty = 0  # empty cells since the last one with text: padding only if text follows
-    row_repeat = 1
-    cell_repeat = 1
-    cell_numeric = False
-    value: str | None = None
-    paragraphs: list[str] = []
-    parts: list[str] | None = None
-    ignored = 0  # depth inside an annotation (a comment) or other text that is not the cell's
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal row_repeat, cell_repeat, cell_numeric, value, parts, ignored, numeric, empty
-        local = name[name.rfind(_SEP) + 1:]
-        if local == "table":
-            tables.append(_attr(attrs, "name") or "")
-            state["in"] = not state["done"] and (sheet is None or tables[-1] == sheet)
-            if state["in"]:
-                named.append(tables[-1])
-            return
-        if not state["in"]:
-            return
-        if ignored:
-            if local in ("annotation", "note"):
-                ignored += 1
-        elif local in ("table-cell", "covered-table-cell"):
-            cell_repeat = int(_attr(attrs, "number-columns-repeated") or 1)
-            cell_numeric = _attr(attrs, "value-type") in _NUMERIC_TYPES
-            value = _attr(attrs, "value")
-            paragraphs.clear()
-        elif local == "p" or local == "h":
-            parts = []
-        elif parts is not None and local == "s":
-            parts.append(" " * int(_attr(attrs, "c") or 1))
-        elif parts is not None and local == "tab":
-            parts.append("\t")
-        elif parts is not None and local == "line-break":
-            parts.append("\n")
-        elif local in ("annotation", "note"):
-            ignored = 1
-        elif local == "table-row":
-            row_repeat = min(int(_attr(attrs, "number-rows-repeated") or 1), _MAX_REPEAT)
-            cells.clear()
-            numeric = empty = 0
-
-    def end(name: str) -> None:
-        nonlocal parts, ignored, numeric, empty
-        local = name[name.rfind(_SEP) + 1:]
-        if local == "table":
-            if state["in"]:
-                state["done"] = True
-            state["in"] = False
-            return
-        if not state["in"]:
-            return
-        if ignored:
-            if local in ("annotation", "note"):
-                ignored -= 1
-        elif local in ("p", "h") and parts is not None:
-            paragraphs.append("".join(parts))
-            parts = None
-        elif local in ("table-cell", "covered-table-cell"):
-            text = "\n".join(paragraphs) if paragraphs else (value or "")
-            if not text:  # counted, not stored: a row's trailing empty cells (often 1,000 and more) cost nothing
-                empty += cell_repeat
-            elif len(cells) + empty < _MAX_COLUMNS:
-                cells.extend([""] * empty)
-                empty = 0
-                repeat = min(cell_repeat, _MAX_COLUMNS - len(cells))
-                if cell_numeric:
-                    numeric |= ((1 << repeat) - 1) << len(cells)
-                cells.extend([text] * repeat)
-        elif local == "table-row" and cells:
-            row = cells.copy()
-            out.extend([(row, numeric)] * row_repeat)
-            # (a repeated empty row is many blank rows: skipped all the same, so not expanded)
-
-    def text(data: str) -> None:
-        if parts is not None and not ignored:
-            parts.append(data)
-
-    with z.open("content.xml") as stream:
-        yield from _parse(stream, start, end, text, out)
-    if not state["done"]:
-        if sheet is not None:
-            raise sheet_names_error(path, sheet, tables)
-        raise _broken(path, "ods", "it holds no sheet")
-
-
-def _expand(cells: list[str]) -> list[str]:
-    """A row's cells with trailing empty ones dropped and runs of repeated empty cells (held as one "\\0"*n
-    placeholder) expanded."""
-    while cells and (not cells[-1] or cells[-1][0] == "\0"):
-        cells.pop()
-    if not any(c and c[0] == "\0" for c in cells):
-        return list(cells)
-    row: list[str] = []
-    for c in cells:
-        if c and c[0] == "\0" and c.strip("\0") == "":
-            row.extend([""] * len(c))
-        else:
-            row.append(c)
-    return row
 
 
 # --- .xls ------------------------------------------------------------------------------------------
@@ -859,8 +504,8 @@ def _xls_rows(path: Path, binary: IO[bytes], sheet: str | None, named: list[str]
             elif isinstance(v, int | float):
                 cells.append(_number_text(repr(float(v)), 0))
                 numeric |= 1 << i
-            else:
-                cells.append(v.isoformat())
+            else:  # a date, time or duration
+                cells.append(str(v.isoformat()) if hasattr(v, "isoformat") else str(v))
         while cells and not cells[-1]:
             cells.pop()
         yield cells, numeric

@@ -86,7 +86,8 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     """Read the whole file with the run's reader and duplicate check; nothing is sent."""
     index = DuplicateIndex()
     with InputReader(path, options) as reader:
-        report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns), sheet=reader.sheet)
+        report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns),
+                                  sheet=reader.sheet)
         for chunk in reader:
             valid = [checked for checked in chunk if not checked.problems]
             earlier = index.check_many([(c.canonical_name, c.row.identifier_value) for c in valid],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -95,7 +95,7 @@ class Workbook:
         self.layout = Layout(kind, "", self.header, index, len(self.header))
         self.description = f'{KINDS[kind]}, sheet "{self.sheet}"'
 
-    def _rows(self, named: list[str] | None = None) -> Iterator[SheetRow]:
+    def _rows(self, named: list[str] | None = None) -> Generator[SheetRow, None, None]:
         return sheet_rows(self.path, self.kind, self.binary, self.options.sheet, named)
 
     def _head(self, named: list[str]) -> tuple[list[str], bool]:
@@ -197,7 +197,7 @@ def _members(z: zipfile.ZipFile, kind: str) -> list[str]:
     """The members a sheet's rows come from: every worksheet and the shared strings, or content.xml."""
     if kind == "ods":
         return ["content.xml"]
-    return [m for m in z.namelist() if m.startswith("xl/worksheets/") and m.endswith(".xml")
+    return [m for m in z.namelist() if (m.startswith("xl/worksheets/") and m.endswith(".xml"))
             or m == "xl/sharedStrings.xml"]
 
 
