@@ -378,6 +378,10 @@ def _xlsx_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[st
 _NUMERIC_TYPES = frozenset({"float", "percentage", "currency"})
 _MAX_REPEAT = 1 << 20  # a sheet's most rows; repeats past it are the empty rest of a sheet
 _MAX_COLUMNS = 1 << 14  # a sheet's most columns
+_TABLE, _OFFICE, _TEXT = (f"urn:oasis:names:tc:opendocument:xmlns:{n}:1.0{_SEP}" for n in ("table", "office", "text"))
+_TABLE_NAME, _COLUMNS_REPEATED, _ROWS_REPEATED = (_TABLE + n for n in ("name", "number-columns-repeated",
+                                                                        "number-rows-repeated"))
+_VALUE_TYPE, _VALUE, _SPACES = _OFFICE + "value-type", _OFFICE + "value", _TEXT + "c"
 
 
 def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str]) -> Iterator[SheetRow]:
@@ -399,7 +403,7 @@ def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str
         nonlocal row_repeat, cell_repeat, cell_numeric, value, parts, ignored, numeric, empty
         local = name[name.rfind(_SEP) + 1:]
         if local == "table":
-            tables.append(_attr(attrs, "name") or "")
+            tables.append(attrs.get(_TABLE_NAME, ""))
             state["in"] = not state["done"] and (sheet is None or tables[-1] == sheet)
             if state["in"]:
                 named.append(tables[-1])
@@ -410,14 +414,14 @@ def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str
             if local in ("annotation", "note"):
                 ignored += 1
         elif local in ("table-cell", "covered-table-cell"):
-            cell_repeat = int(_attr(attrs, "number-columns-repeated") or 1)
-            cell_numeric = _attr(attrs, "value-type") in _NUMERIC_TYPES
-            value = _attr(attrs, "value")
+            cell_repeat = int(attrs.get(_COLUMNS_REPEATED, 1))
+            cell_numeric = attrs.get(_VALUE_TYPE) in _NUMERIC_TYPES
+            value = attrs.get(_VALUE)
             paragraphs.clear()
         elif local == "p" or local == "h":
             parts = []
         elif parts is not None and local == "s":
-            parts.append(" " * int(_attr(attrs, "c") or 1))
+            parts.append(" " * int(attrs.get(_SPACES, 1)))
         elif parts is not None and local == "tab":
             parts.append("\t")
         elif parts is not None and local == "line-break":
@@ -425,7 +429,7 @@ def _ods_rows(path: Path, z: zipfile.ZipFile, sheet: str | None, named: list[str
         elif local in ("annotation", "note"):
             ignored = 1
         elif local == "table-row":
-            row_repeat = min(int(_attr(attrs, "number-rows-repeated") or 1), _MAX_REPEAT)
+            row_repeat = min(int(attrs.get(_ROWS_REPEATED, 1)), _MAX_REPEAT)
             cells.clear()
             numeric = empty = 0
 
