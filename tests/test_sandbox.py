@@ -32,11 +32,11 @@ from docs_examples import (
 )
 
 from bulkstatus.cli.sandbox import parse_port, parse_rate_limit, parse_seconds, parse_share, sandbox_config
-from bulkstatus.cli.sandbox_serve import describe_tally
+from bulkstatus.cli.sandbox_serve import Terminal, describe_tally
 from bulkstatus.errors import ConfigError
 from bulkstatus.sim import SANDBOX_CHECKER_TOKEN, SANDBOX_MAKER_TOKEN, SANDBOX_ORG_ID, Simulator
 from bulkstatus.sim.faults import Faults
-from bulkstatus.sim.monitor import Tally
+from bulkstatus.sim.monitor import Served, Tally
 
 WORKFLOW = "/api_gateway/v2/request-workflow"
 CREATE = f"{WORKFLOW}/CUSTOMER-STATUS-CHANGE"
@@ -349,3 +349,19 @@ def test_sandbox_verbose_prints_a_line_per_call() -> None:
     assert "create mobile 919780375690 -> 200 accepted (" in accepted
     assert not any(": last " in line for line in seen)
     assert seen[-1].endswith("1 call served: create 1 (accepted 1) | 1 request held (AdminTask 1)")
+
+
+def test_refusal_lines_are_capped_per_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """At most 3 lines of one error and 10 in all per interval; the rest are counted for the summary."""
+    terminal = Terminal(verbose=False, quiet=False)
+    denied = Served("decide", 403, "refused", 0.0, "r", 4000, "Access denied")
+    for _ in range(20):
+        terminal.hear(denied)
+    for n in range(12):
+        terminal.hear(Served("create", 400, "refused", 0.0, f"mobile 9{n}", 8015, "Customer not found"))
+    terminal.hear(Served("create", 200, "accepted", 0.0, "mobile 1"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 6 and sum("Access denied" in line for line in lines) == 3
+    assert terminal.new_interval() == 26
+    terminal.hear(denied)
+    assert len(capsys.readouterr().err.splitlines()) == 1

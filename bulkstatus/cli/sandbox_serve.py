@@ -5,8 +5,9 @@ What it prints, on stderr (stdout holds the URL alone, for scripts):
 - every `--report-every` seconds (5) in which something was served, one summary line: the calls of that
   interval by kind and outcome, their rate, and the requests held so far;
 - a line for each call refused for its own content or credentials (a bad body, a wrong token, an unknown
-  customer, a maker deciding their own request), at most `REFUSALS_SHOWN` per interval (the summary counts
-  the rest); injected faults (429, 5xx, dropped connections) are counted in the summaries only;
+  customer, a maker deciding their own request), at most `REFUSALS_SHOWN` per interval and
+  `SAME_REFUSAL_SHOWN` of one error (the summary counts the rest); injected faults (429, 5xx, dropped
+  connections) are counted in the summaries only;
 - with `--verbose`, a line for every call instead;
 - when stopped (Ctrl-C, SIGTERM), the totals.
 
@@ -21,6 +22,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections import Counter
 
 from bulkstatus.cli.exitcodes import ExitStatus
 from bulkstatus.cli.sandbox import (
@@ -34,7 +36,8 @@ from bulkstatus.cli.sandbox import (
 from bulkstatus.sim import SimConfig, Simulator
 from bulkstatus.sim.monitor import Monitor, Served, Tally
 
-REFUSALS_SHOWN = 10
+REFUSALS_SHOWN = 10  # refusal lines per interval at most
+SAME_REFUSAL_SHOWN = 3  # of which with the same kind, status, code and message
 KINDS = ("create", "decide", "list", "get", "oauth", "other")
 PREFIX = "sandbox"
 
@@ -115,6 +118,7 @@ class Terminal:
     def __init__(self, verbose: bool, quiet: bool) -> None:
         self.verbose, self.quiet = verbose, quiet
         self.shown = self.hidden = 0
+        self._same: Counter[tuple[str, int | None, int | None, str | None]] = Counter()
 
     def hear(self, served: Served) -> None:
         if self.quiet:
@@ -122,14 +126,18 @@ class Terminal:
         if self.verbose:
             _say(call_line(served))
         elif served.outcome == "refused":
-            if self.shown < REFUSALS_SHOWN:
+            same = (served.kind, served.status, served.code, served.message)
+            if self.shown < REFUSALS_SHOWN and self._same[same] < SAME_REFUSAL_SHOWN:
                 self.shown += 1
+                self._same[same] += 1
                 _say(call_line(served))
             else:
                 self.hidden += 1
 
     def new_interval(self) -> int:
+        """Start a new interval; the refusals not shown in the last one."""
         hidden, self.shown, self.hidden = self.hidden, 0, 0
+        self._same.clear()
         return hidden
 
 

@@ -147,10 +147,10 @@ class Handlers:
     async def get_one(self, request: web.Request) -> web.Response:
         sim = self.sim
         sim.state.count("get_calls")
+        request[SUBJECT_KEY] = request.match_info["requestId"]
         caller = check_caller(request.headers, sim.config, sim.tokens)
         if isinstance(caller, web.Response):
             return caller
-        request[SUBJECT_KEY] = request.match_info["requestId"]
         stored = sim.state.get(request.match_info["requestId"])
         if stored is None:
             return v2_error(404, 404, "No request with this requestId")
@@ -181,6 +181,8 @@ class Handlers:
         if isinstance(caller, web.Response):
             return caller
         body = _parse_json(await request.read())
+        if isinstance(body, dict) and isinstance(body.get("requestId"), str):
+            request[SUBJECT_KEY] = body["requestId"]
         problem = _body_problem(request, body)
         if problem is not None:
             return problem
@@ -191,7 +193,6 @@ class Handlers:
             request_id, decision, message = _decision(body)
         except Invalid as exc:
             return v2_error(400, exc.code, exc.message)
-        request[SUBJECT_KEY] = request_id
         stored = sim.state.get(request_id)
         if stored is None:
             return v2_error(404, 404, "No request with this requestId")
