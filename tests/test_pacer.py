@@ -224,3 +224,22 @@ def test_unlimited_rate_learns_a_pace_from_the_first_429():
     pacer = asyncio.run(_against(server, "0", 600, 8, 0.01))
     assert 13 <= pacer.effective_per_second <= 15.5
     assert server.refused <= 30
+
+
+def test_one_429_with_few_answers_in_the_window_does_not_crush_the_pace():
+    """A 429 by chance just after a stall of our own (2 answers in the last second at 700/s): the pace
+    is at most halved, not set to 2/s (which probes would take hours to climb out of)."""
+    clock = FakeClock()
+    pacer = Pacer(parse_rate("700/s"), clock=clock)
+    pacer.answered()
+    pacer.answered()
+    clock.now += 0.5
+    pacer.throttled(0.0)
+    assert pacer.effective_per_second >= 700 * 0.5 * 0.97
+    # A real limit is still found: against 15/s, each later 429 comes down towards what was let through.
+    for _ in range(8):
+        clock.now += 1.5
+        for _ in range(15):
+            pacer.answered()
+        pacer.throttled(0.0)
+    assert 14 <= (pacer.allowed or 0) <= 16

@@ -47,6 +47,7 @@ class Pacer:
 
     SAFE = 0.97  # share of the estimated allowance the pace settles at
     BACKOFF = 0.9  # on a 429 the pace is at most this share of what it was
+    MAX_CUT = 0.5  # ...and at least this share, whatever few answers the last period held
     MIN_PER_SECOND = 0.01  # never slower than one start in 100 s
     RECOVER_STEP = 0.1  # share of the estimate the pace climbs by, each quiet ``recover_after``
     PROBE_STEP = 1.02
@@ -160,8 +161,12 @@ class Pacer:
             answered.popleft()
         let_through = len(answered) / period
         pace = self._pace if not math.isinf(self._pace) else (let_through or 1.0)
-        # Nothing let through in the last period (a 429 at once): all that is known is "slower".
-        self.allowed = let_through if let_through > 0 else pace * self.BACKOFF
+        # Nothing let through in the last period (a 429 at once): all that is known is "slower". Few let
+        # through is not proof of a low limit either: the start of a run, a stall of our own (a chunk
+        # parsed, look-ups) leave few answers in the window, and one 429 by chance then would cut the
+        # pace to a crawl that probes climb out of by 2% every 30 s. So one 429 at most halves it; a
+        # real limit below that is reached by the next 429s.
+        self.allowed = max(let_through, pace * self.MAX_CUT) if let_through > 0 else pace * self.BACKOFF
         target = self.allowed * self.SAFE
         self._pace = max(self.MIN_PER_SECOND, min(target, pace))
         # Below the target it climbs back in steps; at it, the next probe is a while away.
