@@ -81,7 +81,7 @@ class InputReader:
         self.rows_read = 0
         self.skipped_empty_rows = 0
         self._rules = RowRules(options.default_label or None, options.default_reason or None,
-                               options.allowed_labels or None)
+                               options.allowed_labels or None, options.default_name or None)
         self._started = False
         self._text: io.TextIOWrapper | None = None
         self._binary, layout = open_input(self.path, options)
@@ -143,7 +143,8 @@ class InputReader:
                 return [], True
             start += 1
         columns: list[Iterable[Any]] = [
-            frame.iloc[start:, self._index[c]].tolist() if c in self._index else repeat(None)
+            frame.iloc[start:, self._index[c]].tolist() if c in self._index
+            else repeat("" if c == "identifierName" else None)  # (--identifier-name fills it in)
             for c in (*COLUMNS, SOURCE_COLUMN)
         ]
         out: list[CheckedRow] = []
@@ -181,6 +182,7 @@ class InputReader:
         at = [self._index.get(c) for c in (*COLUMNS, SOURCE_COLUMN)]
         width = 1 + max(i for i in at if i is not None)
         positions = [i if i is not None else width for i in at]  # an absent column reads the padding ""
+        name_default = self.options.default_name or ""
         label_default = self.options.default_label or ""
         reason_default = self.options.default_reason or ""
         edge, trim = EDGE_CHARS, TRIM_CHARS
@@ -221,7 +223,8 @@ class InputReader:
                             or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
                         name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
                     origin = source_row(source)[0] if source else 0
-                    rows.append((number, name, value, label or label_default, reason or reason_default, origin))
+                    rows.append((number, name or name_default, value, label or label_default,
+                                 reason or reason_default, origin))
                 if rows:
                     yield rows
         except UnicodeDecodeError:

@@ -11,8 +11,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
-from bulkstatus.input.reader import InputReader, ReadOptions
+from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
+from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message, key_hash
+from bulkstatus.input.reader import InputReader, ReadOptions, collector_paused
 from bulkstatus.input.rules import PROBLEM_KINDS, CheckedRow
 
 __all__ = ["MAX_LISTED", "Problem", "ValidationReport", "render_json", "render_text", "validate_file"]
@@ -66,7 +67,7 @@ class ValidationReport:
             self.invalid += 1
         elif earlier is not None:
             self.duplicates += 1
-            found = [Problem(number, "identifierValue", "duplicate", duplicate_message(earlier))]
+            found = [Problem(number, "identifierValue", "duplicate", duplicate_message(earlier, checked.canonical_name))]
         else:
             self.valid += 1
         for problem in found:
@@ -86,15 +87,29 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     index = DuplicateIndex()
     with InputReader(path, options) as reader:
         report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns))
+        with collector_paused():
+            conflicts = find_conflicts(reader.rest(0))
         for chunk in reader:
+            if conflicts:
+                _add_conflicts(chunk, conflicts)
             valid = [checked for checked in chunk if not checked.problems]
-            earlier = index.check_many([(c.canonical_name, c.row.identifier_value) for c in valid],
+            earlier = index.check_many([customer_key(c.canonical_name, c.row.identifier_value) for c in valid],
                                        [c.row.number for c in valid])
             duplicates = {c.row.number: e for c, e in zip(valid, earlier, strict=True) if e is not None}
             for checked in chunk:
                 report.add(checked, duplicates.get(checked.row.number))
         report.skipped_empty_rows = reader.skipped_empty_rows
     return report
+
+
+def _add_conflicts(chunk: list[CheckedRow], conflicts: LabelConflicts) -> None:
+    """A row of a customer given different labels is invalid too (as a run records it)."""
+    for checked in chunk:
+        key = customer_key(checked.canonical_name, checked.row.identifier_value)
+        clash = conflicts.message(key_hash(key), checked.row.number)
+        if clash is not None:
+            checked.problems.append(clash)
+            checked.kinds.append(("label", "label-conflict"))
 
 
 def _rows(n: int) -> str:
