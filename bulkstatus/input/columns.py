@@ -48,18 +48,19 @@ def parse_columns(value: Any, where: str) -> dict[str, str]:
             text = str(item)
             if not text.strip():
                 continue
-            field, equals, header = text.partition("=")
+            name, equals, header = text.partition("=")
             if not equals:
                 raise ConfigError(f'{where} "{text}" is not FIELD=HEADER: write e.g. identifierValue="Mobile No"')
-            pairs.append((field, header))
+            pairs.append((name, header))
     mapping: dict[str, str] = {}
     for raw_field, header in pairs:
-        field = _FIELD_BY_ALIAS.get(header_alias(raw_field))
-        if field is None:
+        known = _FIELD_BY_ALIAS.get(header_alias(raw_field))
+        if known is None:
             close = difflib.get_close_matches(header_alias(raw_field), list(_FIELD_BY_ALIAS), n=1, cutoff=0.6)
             hint = f' (did you mean {_FIELD_BY_ALIAS[close[0]]}?)' if close else ""
             raise ConfigError(f'{where}: "{rules.show(raw_field)}" is not a field{hint}; the fields are '
                               f"{', '.join(COLUMNS)}")
+        field = known
         if not isinstance(header, str) or not header.strip(rules.TRIM_CHARS):
             raise ConfigError(f"{where}: the header for {field} is empty; write {field}=HEADER, the column's "
                               "name as the file's first line has it")

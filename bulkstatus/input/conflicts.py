@@ -65,7 +65,8 @@ class LabelConflicts:
         if h not in self._set:
             return None
         at = int(np.searchsorted(self._keys, np.uint64(h)))
-        return self._rows[self._starts[at]: self._starts[at + 1]].tolist()
+        rows: list[int] = self._rows[self._starts[at]: self._starts[at + 1]].tolist()
+        return rows
 
     def message(self, h: int, number: int) -> str | None:
         """The problem of row ``number``, whose key hash is ``h``: None unless it is one of such rows."""

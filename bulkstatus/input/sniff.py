@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bulkstatus.errors import InputFileError
 from bulkstatus.input import rules
 from bulkstatus.input.columns import COLUMNS, SOURCE_COLUMN, match_header
 from bulkstatus.input.columns import header_alias as _alias

@@ -67,7 +67,8 @@ class ValidationReport:
             self.invalid += 1
         elif earlier is not None:
             self.duplicates += 1
-            found = [Problem(number, "identifierValue", "duplicate", duplicate_message(earlier, checked.canonical_name))]
+            message = duplicate_message(earlier, checked.canonical_name)
+            found = [Problem(number, "identifierValue", "duplicate", message)]
         else:
             self.valid += 1
         for problem in found:
