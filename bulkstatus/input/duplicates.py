@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DuplicateIndex", "customer_key", "duplicate_message", "key_hash", "key_hashes"]
+__all__ = ["DuplicateIndex", "customer_key", "duplicate_message", "key_hash", "key_hashes", "mobile_digits"]
 
 _EMPTY = 0  # marks a free slot; a key whose hash is 0 is stored as 1
 _MIN_SLOTS = 1 << 12
@@ -43,9 +43,14 @@ def customer_key(name: str, value: str) -> tuple[str, str]:
     if name == "email":
         return name, value.lower()
     if name == "mobile":
-        digits = value if value.isdigit() else _MOBILE_NOISE.sub("", value).removeprefix("+")
-        return name, digits[2:] if digits.startswith("00") else digits
+        return name, mobile_digits(value)
     return name, value
+
+
+def mobile_digits(value: str) -> str:
+    """A mobile number as customer_key compares it."""
+    digits = value if value.isdigit() else _MOBILE_NOISE.sub("", value).removeprefix("+")
+    return digits[2:] if digits.startswith("00") else digits
 
 
 def key_hash(key: tuple[str, str]) -> int:

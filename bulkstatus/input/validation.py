@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
-from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message, key_hash
+from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
 from bulkstatus.input.reader import InputReader, ReadOptions, collector_paused
 from bulkstatus.input.rules import PROBLEM_KINDS, CheckedRow
 
@@ -106,8 +106,7 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
 def _add_conflicts(chunk: list[CheckedRow], conflicts: LabelConflicts) -> None:
     """A row of a customer given different labels is invalid too (as a run records it)."""
     for checked in chunk:
-        key = customer_key(checked.canonical_name, checked.row.identifier_value)
-        clash = conflicts.message(key_hash(key), checked.row.number)
+        clash = conflicts.message(checked.row.number)
         if clash is not None:
             checked.problems.append(clash)
             checked.kinds.append(("label", "label-conflict"))

@@ -22,7 +22,7 @@ from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError, OutputError
 from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
-from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message, key_hash
+from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, RestRow, collector_paused
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
@@ -306,16 +306,13 @@ class Run:
         if checked.notes and number > resume.last_row:
             self.notes.update(checked.notes)
         problems = checked.problems
-        customer = 0
-        if not problems or self._conflicts:
-            customer = key_hash(customer_key(checked.canonical_name, row.identifier_value))
-            if self._conflicts and (clash := self._conflicts.message(customer, number)) is not None:
-                problems = [*problems, clash]
+        if self._conflicts and (clash := self._conflicts.message(number)) is not None:
+            problems = [*problems, clash]
         if problems:
             if number > resume.last_row:
                 record(Result(row, Outcome.INVALID, error="; ".join(problems), finished_at=stamp_ms()))
             return
-        earlier = dedupe.check_hash(customer, number)
+        earlier = dedupe.check(customer_key(checked.canonical_name, row.identifier_value), number)
         if number <= resume.last_row:
             return  # already in results.csv; it only had to be seen for the duplicate check
         if earlier is not None:
