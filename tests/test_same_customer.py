@@ -231,3 +231,19 @@ def test_rest_gives_the_mapped_columns(tmp_path: Path) -> None:
     with InputReader(path, absent) as reader:
         first = next(row for rows in reader.rest(0) for row in rows)
     assert first == (1, "mobile", "919853464010", "S", "r", 0)
+
+
+def test_pending_check_compares_customers_as_the_duplicate_check(sim, env, cli, tmp_path):
+    """A request pending for +919853464010 (or DUP@example.com) is that customer's, written either way."""
+    first = cli("run", write_csv(tmp_path / "a.csv", [("mobile", "+919853464010", "Suspended", "x"),
+                                                      ("email", "DUP@example.com", "Suspended", "x")]))
+    assert first.code == 0, first.err
+    again = cli("run", write_csv(tmp_path / "b.csv", [("mobile", "919853464010", "Suspended", "x"),
+                                                      ("email", "dup@example.com", "Suspended", "x"),
+                                                      ("mobile", "00919853464010", "Active", "x")]))
+    assert again.code == 1, again.err  # rows 1 and 3: one customer given two labels in this file
+    rows = read_csv(again.folder / "results.csv")
+    assert [r["outcome"] for r in rows] == ["invalid", "pending-exists", "invalid"]
+    again = cli("run", write_csv(tmp_path / "c.csv", [("mobile", "00919853464010", "Suspended", "x")]))
+    assert [r["outcome"] for r in read_csv(again.folder / "results.csv")] == ["pending-exists"]
+    assert len(sim.sim.state.accepted()) == 2

@@ -32,7 +32,7 @@ from bulkstatus.run.doubt import DoubtResolver, row_key
 from bulkstatus.run.folder import REQUESTS, SUMMARY, Identity, Manifest, identity, read_json, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
 from bulkstatus.run.metrics import Metrics
-from bulkstatus.run.pending import PendingIndex, pending_check
+from bulkstatus.run.pending import PendingIndex, pending_check, pending_key
 from bulkstatus.run.sender import Sender
 from bulkstatus.settings import Settings
 from bulkstatus.timestamps import iso, now_utc, stamp_ms
@@ -320,7 +320,7 @@ class Run:
                           finished_at=stamp_ms()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
-        elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(row_key(row))):
+        elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(pending_key(row_key(row)))):
             record(Result(row, Outcome.PENDING_EXISTS, request_id=waiting, state="AdminTask",
                           error="not sent: this customer has a pending request with this label",
                           finished_at=stamp_ms()))
