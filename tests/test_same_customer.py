@@ -110,16 +110,20 @@ def test_every_rule_has_a_heading() -> None:
 ])
 def test_find_conflicts(rows: list[tuple[str, str, str]], conflicting: dict[int, list[int]]) -> None:
     """Which rows belong to a customer given different labels, with all of that customer's rows."""
-    batches = [[(n, name, value, label, "r", 0)] for n, (name, value, label) in enumerate(rows, 1)]
+    batches = [(n, [name], [value], [label]) for n, (name, value, label) in enumerate(rows, 1)]
     found = find_conflicts(iter(batches))
+    assert [found.rows_with(n) for n in range(1, len(rows) + 1)] == [
+        find_conflicts(iter([(1, *map(list, zip(*rows, strict=True)))])).rows_with(n)  # one batch, the same
+        for n in range(1, len(rows) + 1)]
     assert {n: found.rows_with(n) for n in range(1, len(rows) + 1) if found.rows_with(n)} == conflicting
     assert len(found) == (1 if conflicting else 0)
 
 
 def test_find_conflicts_grows_past_its_guess_and_many_customers() -> None:
     """The expected row count is only a guess; many customers, each with its own rows."""
-    batches = [[(n, "email", f"c{(n - 1) // 2}@example.com", "Suspended" if n % 4 else "Active", "r", 0)
-                for n in range(start, start + 100)] for start in range(1, 5001, 100)]
+    batches = [(start, ["email"] * 100, [f"C{(n - 1) // 2}@example.com" for n in range(start, start + 100)],
+                ["Suspended" if n % 4 else "Active" for n in range(start, start + 100)])
+               for start in range(1, 5001, 100)]
     found = find_conflicts(iter(batches), expected_rows=10)
     # Rows 3 and 4 are customer 1 (Suspended, Active), 7 and 8 customer 3, ...: every second customer.
     assert len(found) == 1250 and found.rows == 2500

@@ -1,4 +1,5 @@
-"""Which rows repeat an earlier row's customer: a compact index of (identifierName, identifierValue).
+"""Which rows repeat an earlier row's customer: a compact index of (identifierName, identifierValue), the
+value compared as the API would see it (``customer_key``: emails in any letter case, mobiles by digits).
 
 A Python set of a million key tuples takes ~150 MB. The index keeps only a 64-bit BLAKE2b hash of
 each key and the row number that first had it, in an open-addressing table (linear probing) of two

@@ -16,7 +16,7 @@ import contextlib
 import csv
 import gc
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice, repeat
 from pathlib import Path
@@ -39,11 +39,13 @@ from bulkstatus.input.rules import (
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURCE_COLUMN, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 
-__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestRow", "check_structure",
-           "count_data_rows"]
+__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestColumns", "RestRow",
+           "check_structure", "count_data_rows"]
 
 # A row of a stopped run's rest: (number, identifierName, identifierValue, label, reason, origin), as Row takes them.
 RestRow = tuple[int, str, str, str, str, int]
+# Consecutive rows of a stopped run's rest, a column at a time: (first number, names, values, labels).
+RestColumns = tuple[int, Sequence[str], Sequence[str], Sequence[str]]
 
 FIRST_CHUNK_ROWS = 1_000
 _SENTINELS = 2  # columns read past the header: one (empty) extra cell is tolerated, two are "too many"
@@ -177,6 +179,28 @@ class InputReader:
         Each is (number, identifierName, identifierValue, label, reason, origin) as check_row gives them
         (trimmed, Excel guards unwrapped, defaults filled, origin from a sourceRow column or 0); no row is
         checked, as none of them is sent."""
+        for first, block in self._rest(after, batch):
+            if first:  # four plain cells a row, as they are: numbered in one go
+                yield list(zip(range(first, first + len(block)), *zip(*block, strict=True), repeat(0),
+                               strict=False))
+            else:
+                yield block
+
+    def rest_columns(self, after: int = 0, batch: int = 10_000) -> Iterator[RestColumns]:
+        """What ``rest`` gives, a column at a time: (first row number, identifierNames, identifierValues,
+        labels) of consecutive rows; for a pass over a whole file that needs only those (conflicts.py), at
+        no cost per row beyond the csv module's."""
+        for first, block in self._rest(after, batch):
+            if first:
+                names, values, labels, _ = zip(*block, strict=True)
+                yield first, names, values, labels
+            elif block:
+                numbers, names, values, labels, _, _ = zip(*block, strict=True)
+                yield numbers[0], names, values, labels
+
+    def _rest(self, after: int, batch: int) -> Iterator[tuple[int, Any]]:
+        """``rest``'s rows as (0, rows), or as (first number, block) for a block whose cells are the rows'
+        values as they are (four a row, none empty or needing normalise())."""
         self._binary.seek(0)
         text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         at = [self._index.get(c) for c in (*COLUMNS, SOURCE_COLUMN)]
@@ -196,9 +220,8 @@ class InputReader:
                     # Every row four cells, none empty or needing normalise(): numbered in one go.
                     first, number = number + 1, number + len(block)
                     if number > after:
-                        columns = zip(*block, strict=True)
-                        yield list(zip(range(first, number + 1), *columns, repeat(0), strict=False)
-                                   )[max(0, after + 1 - first):]
+                        skip = max(0, after + 1 - first)
+                        yield first + skip, block[skip:] if skip else block
                     continue
                 rows: list[RestRow] = []
                 for cells in block:
@@ -226,7 +249,7 @@ class InputReader:
                     rows.append((number, name or name_default, value, label or label_default,
                                  reason or reason_default, origin))
                 if rows:
-                    yield rows
+                    yield 0, rows
         except UnicodeDecodeError:
             raise decode_error(self.path, self.encoding) from None
         except csv.Error:

@@ -89,7 +89,7 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     with InputReader(path, options) as reader:
         report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns))
         with collector_paused():
-            conflicts = find_conflicts(reader.rest(0))
+            conflicts = find_conflicts(reader.rest_columns())
         for chunk in reader:
             if conflicts:
                 _add_conflicts(chunk, conflicts)

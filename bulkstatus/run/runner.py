@@ -220,7 +220,7 @@ class Run:
         are the same): which customers it gives different labels. False when the run cannot go on."""
         def find() -> LabelConflicts:
             with collector_paused():
-                return find_conflicts(reader.rest(0), self.job.expected_rows)
+                return find_conflicts(reader.rest_columns(), self.job.expected_rows)
 
         try:
             self._conflicts = await asyncio.to_thread(find)
@@ -320,7 +320,8 @@ class Run:
                           finished_at=stamp_ms()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
-        elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(pending_key(row_key(row)))):
+        elif (self.pending and number not in resume.in_doubt
+              and (waiting := self.pending.get(pending_key(row_key(row))))):
             record(Result(row, Outcome.PENDING_EXISTS, request_id=waiting, state="AdminTask",
                           error="not sent: this customer has a pending request with this label",
                           finished_at=stamp_ms()))
