@@ -108,6 +108,11 @@ def test_match_header(header: list[str], mapping: dict[str, str], defaults: dict
      ['has no header row (the first line "919853464010" looks like data); add the line identifierValue at the '
       "top and pass --identifier-name mobile"]),
     (["a@example.com"], {}, NO_DEFAULTS, ["add the line identifierValue at the top and pass --identifier-name email"]),
+    (["email", "a@example.com"], {}, NO_DEFAULTS, ["has no header row", "add the line identifierName,identifierValue"]),
+    # A lone column named for a kind is a header, not data.
+    (["mobile"], {}, NO_DEFAULTS,
+     ['"mobile" looks like a column of mobile values: pass --column identifierValue="mobile" '
+      "--identifier-name mobile"]),
 ])
 def test_match_header_names_every_problem(header: list[str], mapping: dict[str, str],
                                           defaults: dict[str, str | None], parts: list[str]) -> None:

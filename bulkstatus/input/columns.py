@@ -141,7 +141,7 @@ def _refuse_headerless(path: Path, columns: Sequence[str], found: Mapping[str, i
     second = columns[1] if len(columns) > 1 else ""
     alone = len(columns) == 1 or not any(c.strip(rules.TRIM_CHARS) for c in columns[1:])
     kind = "email" if "@" in first else "mobile" if first.strip(" +").isdigit() and first.strip(" +") else None
-    if header_alias(first) in IDENTIFIER_NAMES or "@" in second or second.strip(" +").isdigit():
+    if not alone and (header_alias(first) in IDENTIFIER_NAMES or "@" in second or second.strip(" +").isdigit()):
         fix = "add the line identifierName,identifierValue,label,reason at the top"
     elif alone and kind is not None:
         name = defaults.get("identifierName") or kind
