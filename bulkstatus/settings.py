@@ -76,6 +76,7 @@ SPECS: tuple[Spec, ...] = (
               "e.g. mobile for a list of mobile numbers"),
     Spec("encoding", help="input encoding (default: UTF-8, or UTF-16 when it has a BOM)"),
     Spec("delimiter", help="input delimiter (default: detected among , ; TAB)"),
+    Spec("sheet", help="the sheet of an .xlsx, .xls or .ods input to read (default: the first)"),
     Spec("out", default="output", help="folder that receives run folders"),
     Spec("grace", kind="float", default=30.0, help="seconds in-flight requests may finish after Ctrl-C"),
     Spec("dry-run", kind="bool", default=False, own_flag=True, help="send nothing; write requests.jsonl"),

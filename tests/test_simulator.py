@@ -259,7 +259,7 @@ async def test_auth_failures_answer_401_without_echoing_secrets(
 @pytest.mark.parametrize(
     ("body", "code", "fragment"),
     [
-        (make_body(method="POST"), 400, "method must be PUT"),
+        (make_body(method="GET"), 400, "method must be PUT"),
         (make_body(name="Mobile"), 8013, "identifierName must be one of"),
         (make_body(name="phone"), 8013, "identifierName must be one of"),
         (make_body(""), 8013, "identifierValue must not be empty"),

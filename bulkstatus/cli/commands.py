@@ -24,6 +24,7 @@ from bulkstatus.cli.notice import send_notice
 from bulkstatus.cli.parser import settings_flags
 from bulkstatus.cli.progress import Progress
 from bulkstatus.cli.reporting import report_after
+from bulkstatus.cli.sandbox import as_sent
 from bulkstatus.errors import InputFileError, OutputError, RunFolderError
 from bulkstatus.input.locate import check_regular_file
 from bulkstatus.input.sniff import ReadOptions
@@ -72,6 +73,7 @@ def read_options(settings: Settings) -> ReadOptions:
         allowed_labels=frozenset(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
         columns=tuple((settings.get("column") or {}).items()),
         default_name=settings.get("identifier-name"),
+        sheet=settings.get("sheet"),
     )
 
 
@@ -123,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
     sha256 = _sha256_in_background(input_path)
     _open_reader_check(input_path, options)
     dry_run = bool(settings.get("dry-run"))
-    if not settings.get("sandbox"):
-        check_for_sending(settings, need_credentials=not dry_run)
+    check_for_sending(as_sent(settings), need_credentials=not dry_run)
     if args.strict:
         _refuse_invalid(input_path, options)
     sha, input_identity = sha256()
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         from bulkstatus.run.runner import Job
 
         job = Job(settings, input_path, manifest, options, dry_run=dry_run, input_identity=input_identity)
-        total = count_data_rows(input_path)
+        total = count_data_rows(input_path, options.sheet)
         return _execute(job, args, total, initial=0, session="dry run" if dry_run else "run")
     finally:
         for lock in reversed(held):
@@ -200,8 +201,7 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     if sha != manifest.sha256:
         raise RunFolderError(f"the input {manifest.input!r} changed since the run started (SHA-256 differs): "
                              "resume needs the same file; start a new run for a new file")
-    if not settings.get("sandbox"):
-        check_for_sending(settings, need_credentials=True)
+    check_for_sending(as_sent(settings), need_credentials=True)
     held.append(lock_input(manifest.sha256, settings.get("org-id"), input_path, folder))
     point = read_resume_point(folder)
     log.info("resuming %s: rows 1-%d complete, %d more finished, %d in doubt", folder, point.last_row,
@@ -209,7 +209,8 @@ def _resume(args: argparse.Namespace, folder: Path, held: list[Lock]) -> int:
     from bulkstatus.run.runner import Job
 
     job = Job(settings, input_path, manifest, read_options(settings), resume=point, input_identity=input_identity)
-    return _execute(job, args, count_data_rows(input_path), initial=point.last_row, session="resume")
+    total = count_data_rows(input_path, job.read_options.sheet)
+    return _execute(job, args, total, initial=point.last_row, session="resume")
 
 
 def _refuse_invalid(path: Path, options: ReadOptions) -> None:
@@ -374,22 +375,6 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from bulkstatus.cli.sandbox import sandbox_config, sandbox_environment
-    from bulkstatus.sim import serve_forever
+    from bulkstatus.cli.sandbox_serve import sandbox as serve_sandbox
 
-    config = sandbox_config()
-    config.error_rate = args.error_rate
-    config.rate_limit = args.rate_limit
-    config.latency = (0.0, args.latency)
-    config.not_found |= {v.strip() for v in args.not_found.split(",") if v.strip()}
-
-    def ready(url: str) -> None:
-        print(f"bulkstatus sandbox: simulator listening on {url}  (Ctrl-C to stop)", file=sys.stderr)
-        print("# to point a run at it, in another shell:", file=sys.stderr)
-        for name, value in sandbox_environment(url).items():
-            print(f"export {name}={value}", file=sys.stderr)
-        print(url, flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(config, args.host, args.port, ready))
-    return ExitStatus.OK
+    return serve_sandbox(args)

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="submit one maker request per valid row of a CSV file",
                          description="Submit one CUSTOMER-STATUS-CHANGE maker request per valid row.")
-    run.add_argument("input", metavar="INPUT", help="CSV with identifierName,identifierValue,label,reason")
+    run.add_argument("input", metavar="INPUT", help="CSV file (or .xlsx, .xls, .ods workbook) with "
+                     "identifierName,identifierValue,label,reason")
     _add_settings(run)
     _add_switch(run, "dry-run", "send nothing; write requests.jsonl instead")
     _add_switch(run, "sandbox", "start the built-in simulator on a free loopback port and run against it")
@@ -176,17 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Check a CSV file offline and report each problem; sends nothing.")
     validate.add_argument("input", metavar="INPUT")
     validate.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter", "column", "identifier-name"})
+    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter", "sheet", "column",
+                             "identifier-name"})
     _add_common(validate)
 
     sandbox = sub.add_parser("sandbox", help="run the built-in simulator until stopped, printing its URL",
                              description="Serve the Capillary API simulator on loopback until Ctrl-C.")
+    # Values are text, checked by the command (cli/sandbox.py): a bad one is one line, exit 2.
     sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    sandbox.add_argument("--error-rate", type=float, default=0.0, help="share of creates answered 5xx")
-    sandbox.add_argument("--rate-limit", type=float, default=None, help="creates per second before 429s")
-    sandbox.add_argument("--latency", type=float, default=0.0, help="up to this many seconds per create")
+    sandbox.add_argument("--port", metavar="N", help="port (default: a free one)")
+    sandbox.add_argument("--error-rate", metavar="SHARE", help="share of creates answered 5xx, 0 to 1 or N%% (0)")
+    sandbox.add_argument("--rate-limit", metavar="RATE",
+                         help="creates allowed before 429s, in any second (N/s) or minute (N/min); 0: no limit")
+    sandbox.add_argument("--latency", metavar="SECONDS", help="up to this many seconds per create (0)")
     sandbox.add_argument("--not-found", default="", help="comma-separated identifier values answered 8015")
+    sandbox.add_argument("--report-every", metavar="SECONDS",
+                         help="a summary line this often while it serves (5); 0: only when stopped")
     _add_common(sandbox)
     from bulkstatus.cli.followup import add_parsers
 

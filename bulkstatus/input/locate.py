@@ -71,7 +71,12 @@ def csv_error(path: Path, encoding: str, delimiter: str) -> InputFileError:
             reason = str(e)
         else:
             return file_error(path, "cannot be parsed as CSV; check its quotes")
-    if "end of data" in reason:
+    escaped = _backslash_quote(path, encoding, start, records.line_num)
+    if escaped:
+        what = (f'line {escaped} escapes a quote with a backslash (\\"), which CSV does not do: a quote inside a '
+                'quoted value is doubled (""); export again with doubled quotes (pandas: to_csv without '
+                "doublequote=False or escapechar; MySQL: FIELDS ESCAPED BY ''; psql: \\copy ... CSV)")
+    elif "end of data" in reason:
         what = (f"a quoted value that starts on line {start} is never closed; add the missing "
                 '" or remove the stray one')
     elif "field limit" in reason:
@@ -83,6 +88,19 @@ def csv_error(path: Path, encoding: str, delimiter: str) -> InputFileError:
     else:
         what = f"line {start} cannot be parsed as CSV ({reason}); check its quotes"
     return file_error(path, what)
+
+
+def _backslash_quote(path: Path, encoding: str, start: int, end: int) -> int | None:
+    """The first line from ``start`` (at most 20 lines on, and not past ``end`` when that is later) holding a
+    backslash before a quote inside a quoted value: the sign of an exporter that escapes quotes as \\"."""
+    last = min(max(end, start), start + 20)
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        for number, line in enumerate(f, 1):
+            if number > last:
+                break
+            if number >= start and '\\"' in line:
+                return number
+    return None
 
 
 def _lines(text: str) -> int:

@@ -38,6 +38,7 @@ from bulkstatus.input.rules import (
 )
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURCE_COLUMN, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
+from bulkstatus.input.workbook import open_workbook
 
 __all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestColumns", "RestRow",
            "check_structure", "count_data_rows"]
@@ -86,7 +87,13 @@ class InputReader:
                                options.allowed_labels or None, options.default_name or None)
         self._started = False
         self._text: io.TextIOWrapper | None = None
-        self._binary, layout = open_input(self.path, options)
+        # An .xlsx, .xls or .ods workbook is read by its own reader (bulkstatus.input.workbook).
+        self._book = open_workbook(self.path, options)
+        self.sheet = self._book.sheet if self._book is not None else None
+        if self._book is not None:
+            self._binary, layout = self._book.binary, self._book.layout
+        else:
+            self._binary, layout = open_input(self.path, options)
         self.encoding = layout.encoding
         self.delimiter = layout.delimiter
         self.columns = layout.columns
@@ -99,6 +106,13 @@ class InputReader:
         if self._started:
             raise RuntimeError("an InputReader can be iterated only once")
         self._started = True
+        if self._book is not None:
+            for rows in self._book.checked(self._rules, self.options.chunk_rows):
+                self.rows_read = rows[-1].row.number
+                self.skipped_empty_rows = self._book.skipped_empty_rows
+                yield rows
+            self.skipped_empty_rows = self._book.skipped_empty_rows
+            return
         self._binary.seek(0)
         self._text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         names = [f"c{i}" for i in range(len(self.columns) + _SENTINELS)]
@@ -179,6 +193,9 @@ class InputReader:
         Each is (number, identifierName, identifierValue, label, reason, origin) as check_row gives them
         (trimmed, Excel guards unwrapped, defaults filled, origin from a sourceRow column or 0); no row is
         checked, as none of them is sent."""
+        if self._book is not None:  # a workbook's rest is read and checked as iterating does: slower, the same
+            yield from self._book.rest(after, self._rules, batch)
+            return
         for first, block in self._rest(after, batch):
             if first:  # four plain cells a row, as they are: numbered in one go
                 yield list(zip(range(first, first + len(block)), *zip(*block, strict=True), repeat(0),
@@ -190,6 +207,11 @@ class InputReader:
         """What ``rest`` gives, a column at a time: (first row number, identifierNames, identifierValues,
         labels) of consecutive rows; for a pass over a whole file that needs only those (conflicts.py), at
         no cost per row beyond the csv module's."""
+        if self._book is not None:
+            for rows in self.rest(after, batch):
+                numbers, names, values, labels, _, _ = zip(*rows, strict=True)
+                yield numbers[0], names, values, labels
+            return
         for first, block in self._rest(after, batch):
             if first:
                 names, values, labels, _ = zip(*block, strict=True)

@@ -371,3 +371,17 @@ def _explain(row: Row, rules: RowRules, shape: tuple[str, str] | None) -> list[F
                       "fill in the reason or pass --reason"))
     _text_problems("reason", row.reason, _CONTROL_IN_REASON, found)
     return found
+
+
+# A workbook's identifierValue cell stored as a number (not as text): the digits it shows may not be the ones
+# typed (a leading 0 or + dropped, a long card number rounded). The workbook reader marks such rows with
+# mark_stored_as_number; the row is invalid, whatever else is right with it.
+NUMERIC_ID = "stored as a number: leading zeros or a + may be lost; format the column as Text"
+PROBLEM_KINDS["stored-as-number"] = "identifierValue is a number cell in the sheet, not text"
+
+
+def mark_stored_as_number(checked: CheckedRow) -> None:
+    """Make ``checked`` invalid because its identifierValue cell was stored as a number in a workbook."""
+    checked.problems.append(f'identifierValue "{show(checked.row.identifier_value)}" is {NUMERIC_ID}, then '
+                            "type the ids again (or paste them as text)")
+    checked.kinds.append(("identifierValue", "stored-as-number"))

@@ -16,22 +16,24 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bulkstatus.input import rules
-from bulkstatus.input.columns import COLUMNS, SOURCE_COLUMN, match_header
+from bulkstatus.input.columns import COLUMNS, SOURCE_COLUMN
 from bulkstatus.input.columns import header_alias as _alias
+from bulkstatus.input.columns import match_header as _match_columns
 from bulkstatus.input.locate import csv_error, decode_error, file_error
 
 __all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "SOURCE_COLUMN", "Layout", "ReadOptions",
-           "open_input"]
+           "match_header", "open_input"]
 
 DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t"}
 SAMPLE_BYTES = 64 * 1024  # what the header, encoding and delimiter are detected from
 _BY_ALIAS = {c.lower(): c for c in (*COLUMNS, SOURCE_COLUMN)}
 _MAGIC = {
-    b"PK\x03\x04": "is an Excel workbook or other zip archive, not a CSV file; in Excel use "
-                   'File > Save As > "CSV UTF-8 (Comma delimited)"',
-    b"\xd0\xcf\x11\xe0": 'is an old Excel workbook (.xls), not a CSV file; in Excel use File > Save As > '
-                         '"CSV UTF-8 (Comma delimited)"',
+    # (.xlsx, .ods and .xls workbooks are read by bulkstatus.input.workbook before a file gets here)
+    b"PK\x03\x04": "is a zip archive, but not an .xlsx or .ods workbook nor a CSV file; if it holds a CSV "
+                   "file, unzip it first",
+    b"\xd0\xcf\x11\xe0": "is a Microsoft Office file that is not an Excel workbook (.xls); give a CSV file, "
+                         "or an .xlsx, .xls or .ods workbook",
     b"\x1f\x8b": "is gzip-compressed; decompress it first (gunzip)",
     b"%PDF": "is a PDF document, not a CSV file",
 }
@@ -47,6 +49,7 @@ class ReadOptions:
     chunk_rows: int = 10_000
     columns: tuple[tuple[str, str], ...] = ()  # (field, header) of --column / [columns]
     default_name: str | None = None  # --identifier-name: for an empty cell or an absent column
+    sheet: str | None = None  # a workbook's sheet to read; None: the first
 
 
 DEFAULT_OPTIONS = ReadOptions()  # the default argument of InputReader and check_structure
@@ -192,4 +195,7 @@ def _match_header(path: Path, columns: list[str], options: ReadOptions) -> dict[
     """Position of each known column; raises naming every one missing, repeated or misspelt."""
     defaults = {"identifierName": options.default_name, "label": options.default_label,
                 "reason": options.default_reason}
-    return match_header(path, columns, dict(options.columns), defaults)
+    return _match_columns(path, columns, dict(options.columns), defaults)
+
+
+match_header = _match_header  # for the workbook reader, which finds its header cells itself

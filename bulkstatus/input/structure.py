@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 from pathlib import Path
 
 import numpy as np
 
+from bulkstatus.input import workbook
 from bulkstatus.input.locate import csv_error, decode_error
 from bulkstatus.input.sniff import DEFAULT_OPTIONS, ReadOptions, open_input
 
 __all__ = ["check_structure", "count_data_rows"]
 
 
-def count_data_rows(path: str | Path) -> int | None:
+def count_data_rows(path: str | Path, sheet: str | None = None) -> int | None:
     """Approximate number of data rows (lines minus the header) for a progress total; None if unknown.
 
     Counts line-break bytes, so blank lines and line breaks inside quoted values count too; a file
-    with no LF at all is taken to end its lines with CR (Excel's "CSV (Macintosh)")."""
+    with no LF at all is taken to end its lines with CR (Excel's "CSV (Macintosh)"). A workbook's rows
+    are counted by workbook.count_rows (of ``sheet``, or the first)."""
+    counted = workbook.count_rows(Path(path), sheet)
+    if counted is not None:
+        return counted
     lf = cr = 0
     last = b""
     try:
@@ -47,6 +53,11 @@ def check_structure(path: str | Path, options: ReadOptions = DEFAULT_OPTIONS) ->
     any other is parsed whole by strict csv (about a second per million rows: the first request of a
     million-row file still goes out within the 3 s target), which also says where the problem is."""
     file = Path(path)
+    book = workbook.open_workbook(file, options)
+    if book is not None:  # a workbook: its sheet read through, cells not looked at
+        with contextlib.closing(book):
+            book.check()
+        return
     binary, layout = open_input(file, options)
     with binary:
         if _decodes_without_quotes(file, layout.encoding):

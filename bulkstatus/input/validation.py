@@ -48,6 +48,7 @@ class ValidationReport:
     notes: list[Problem] = field(default_factory=list)  # at most MAX_LISTED
     unlisted_problems: int = 0
     unlisted_notes: int = 0
+    sheet: str | None = None  # the sheet read, for a workbook (encoding is then its kind, delimiter "")
 
     @property
     def ok(self) -> bool:
@@ -87,7 +88,8 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     """Read the whole file with the run's reader and duplicate check; nothing is sent."""
     index = DuplicateIndex()
     with InputReader(path, options) as reader:
-        report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns))
+        report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns),
+                                  sheet=reader.sheet)
         with collector_paused():
             conflicts = find_conflicts(reader.rest_columns())
         for chunk in reader:
@@ -122,9 +124,11 @@ def _delimiter_name(delimiter: str) -> str:
 
 def render_text(report: ValidationReport) -> str:
     """Counts per problem kind, then each problem with row number, column and fix."""
+    layout = (f'{report.encoding}, sheet "{report.sheet}"' if report.sheet is not None
+              else f"{report.encoding}, {_delimiter_name(report.delimiter)}-delimited")
     lines = [
         f"{report.path}: {_rows(report.rows)}: {report.valid} valid, {report.invalid} invalid, "
-        f"{report.duplicates} duplicate ({report.encoding}, {_delimiter_name(report.delimiter)}-delimited)"
+        f"{report.duplicates} duplicate ({layout})"
     ]
     if report.skipped_empty_rows:
         lines.append(f"{_rows(report.skipped_empty_rows)} with every cell empty skipped")
@@ -162,6 +166,7 @@ def render_json(report: ValidationReport) -> str:
             "encoding": report.encoding,
             "delimiter": report.delimiter,
             "columns": report.columns,
+            "sheet": report.sheet,
             "rows": report.rows,
             "valid": report.valid,
             "invalid": report.invalid,

@@ -15,7 +15,11 @@ Where the docs leave behaviour open, the simulator chooses (and may differ from 
   error shape (undocumented: named like the documented `ValidatePayload_Output`).
 - List: PageNo is 0-based; limit defaults to 10 and must be 1..500; the default order is newest first.
 - Times are naive UTC, "YYYY-MM-DDTHH:MM:SS". Retry-After is whole seconds ("2") or a decimal ("0.05").
-- Control endpoints: GET /__sim/accepted, GET /__sim/stats, GET and POST /__sim/config.
+- The inner method may be PUT or POST (the docs' request example has POST); a POST one's approval ends
+  "failed", as the PUT-only inner API would refuse it.
+- Rate limit: at most `rate_limit` creates in any `rate_limit_period` seconds (a sliding window).
+- Control endpoints: GET /__sim/accepted, GET /__sim/received (paged like the list), GET /__sim/stats, GET
+  and POST /__sim/config. A `Monitor` (bulkstatus sandbox's terminal) counts every other call served.
 """
 
 from bulkstatus.sim.config import (

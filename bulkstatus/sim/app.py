@@ -11,7 +11,8 @@ from multidict import CIMultiDict
 
 from bulkstatus.sim.auth import check_caller, inner_auth_ok
 from bulkstatus.sim.listing import parse_query, select
-from bulkstatus.sim.responses import data_response, json_response, v2_error
+from bulkstatus.sim.monitor import CALL_KEY, SUBJECT_KEY
+from bulkstatus.sim.responses import data_response, error_of, json_response, v2_error
 from bulkstatus.sim.state import (
     APPROVED,
     FAILED,
@@ -20,9 +21,10 @@ from bulkstatus.sim.state import (
     REQUEST_TYPE_VALUE,
     ReceivedCall,
     StoredRequest,
+    utc_now,
     uuid1_at,
 )
-from bulkstatus.sim.validate import Invalid, validate_create
+from bulkstatus.sim.validate import INNER_METHOD, Invalid, validate_create
 
 if TYPE_CHECKING:
     from bulkstatus.sim.config import SimConfig
@@ -41,6 +43,7 @@ INNER_AUTH_FAILED = (401, "Intouch API authentication failed: the inner task's A
 def _finish(call: ReceivedCall, outcome: str, response: web.Response) -> web.Response:
     call.outcome = outcome
     call.status = response.status
+    call.error_code, call.error = error_of(response)
     return response
 
 
@@ -82,14 +85,15 @@ class Handlers:
         body = _parse_json(await request.read())
         request_type = request.match_info["requestType"]
         call = sim.state.record_call(
-            CIMultiDict(request.headers), None if body is _NO_BODY else body, request_type
+            CIMultiDict(request.headers), None if body is _NO_BODY else body, request_type, utc_now()
         )
+        request[CALL_KEY] = call
         if request_type != REQUEST_TYPE:
             return _finish(call, "not-found", _unknown_type(request_type))
         # Faults, in the order a gateway in front of the service would produce them.
         if config.throttle_rate and faults.chance(config.throttle_rate):
             return _finish(call, "rate-limited", faults.rate_limited(config.retry_after))
-        if config.rate_limit is not None and not faults.admit(config.rate_limit):
+        if config.rate_limit is not None and not faults.admit(config.rate_limit, config.rate_limit_period):
             return _finish(call, "rate-limited", faults.rate_limited(config.retry_after))
         if faults.chance(config.drop_before_rate):
             return _drop(request, call, "dropped-before")
@@ -146,6 +150,7 @@ class Handlers:
     async def get_one(self, request: web.Request) -> web.Response:
         sim = self.sim
         sim.state.count("get_calls")
+        request[SUBJECT_KEY] = request.match_info["requestId"]
         caller = check_caller(request.headers, sim.config, sim.tokens)
         if isinstance(caller, web.Response):
             return caller
@@ -179,6 +184,8 @@ class Handlers:
         if isinstance(caller, web.Response):
             return caller
         body = _parse_json(await request.read())
+        if isinstance(body, dict) and isinstance(body.get("requestId"), str):
+            request[SUBJECT_KEY] = body["requestId"]
         problem = _body_problem(request, body)
         if problem is not None:
             return problem
@@ -228,6 +235,18 @@ class Handlers:
     async def sim_accepted(self, request: web.Request) -> web.Response:
         return json_response([r.summary() for r in self.sim.state.accepted()])
 
+    async def sim_received(self, request: web.Request) -> web.Response:
+        """The create calls received, refused ones included, paged like the API's list (limit, PageNo,
+        sortOrder: newest first by default)."""
+        try:
+            query = parse_query(request.query)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        calls, total = self.sim.state.received_page(query.page, query.limit, query.descending)
+        pagination = {"totalElements": total, "totalPages": -(-total // query.limit),
+                      "numberOfElements": len(calls), "number": query.page}
+        return json_response({"data": [call.summary() for call in calls], "pagination": pagination})
+
     async def sim_stats(self, request: web.Request) -> web.Response:
         return json_response(self.sim.state.stats())
 
@@ -249,6 +268,8 @@ def _inner_failure(identifier_value: str, payload: dict[str, Any], config: SimCo
     """The inner status change's error answer when it would fail after approval, else None."""
     if identifier_value in config.fail_on_approve:
         code, message = INNER_REFUSED
+    elif payload.get("method") != INNER_METHOD:  # the docs' create example says POST; the inner API is PUT
+        code, message = 405, f"Intouch API {payload.get('method')!r} is not allowed here: it takes {INNER_METHOD}"
     elif not inner_auth_ok(payload.get("headers", {}).get("Authorization"), config):
         code, message = INNER_AUTH_FAILED
     else:
@@ -280,14 +301,18 @@ def _decision(body: Any) -> tuple[str, str, str]:
 
 def build_app(sim: Simulator) -> web.Application:
     handlers = Handlers(sim)
-    app = web.Application(client_max_size=1024**2)
-    app.router.add_get(f"{WORKFLOW}/requests", handlers.list_requests)
-    app.router.add_get(f"{WORKFLOW}/requests/{{requestId}}", handlers.get_one)
-    app.router.add_post(f"{WORKFLOW}/{{requestType}}", handlers.create)
-    app.router.add_put(f"{WORKFLOW}/{{requestType}}", handlers.decide)
-    app.router.add_post("/v3/oauth/token/generate", handlers.oauth_generate)
-    app.router.add_get("/__sim/accepted", handlers.sim_accepted)
-    app.router.add_get("/__sim/stats", handlers.sim_stats)
-    app.router.add_get("/__sim/config", handlers.sim_get_config)
-    app.router.add_post("/__sim/config", handlers.sim_set_config)
+    # Without a monitor no middleware runs: tests and benchmarks pay nothing for the sandbox's terminal.
+    middlewares = [sim.monitor.middleware()] if sim.monitor is not None else []
+    app = web.Application(client_max_size=1024**2, middlewares=middlewares)
+    # Route names are the monitor's kinds of call; "sim-" ones are not counted.
+    app.router.add_get(f"{WORKFLOW}/requests", handlers.list_requests, name="list")
+    app.router.add_get(f"{WORKFLOW}/requests/{{requestId}}", handlers.get_one, name="get")
+    app.router.add_post(f"{WORKFLOW}/{{requestType}}", handlers.create, name="create")
+    app.router.add_put(f"{WORKFLOW}/{{requestType}}", handlers.decide, name="decide")
+    app.router.add_post("/v3/oauth/token/generate", handlers.oauth_generate, name="oauth")
+    app.router.add_get("/__sim/accepted", handlers.sim_accepted, name="sim-accepted")
+    app.router.add_get("/__sim/received", handlers.sim_received, name="sim-received")
+    app.router.add_get("/__sim/stats", handlers.sim_stats, name="sim-stats")
+    app.router.add_get("/__sim/config", handlers.sim_get_config, name="sim-config")
+    app.router.add_post("/__sim/config", handlers.sim_set_config, name="sim-set-config")
     return app

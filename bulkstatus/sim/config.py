@@ -77,7 +77,9 @@ class SimConfig:
     stamp_zone_minutes: int = 330
     latency: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0
+    # At most rate_limit creates in any rate_limit_period seconds (a sliding window); None: no limit.
     rate_limit: float | None = None
+    rate_limit_period: float = 1.0
     # A share of creates answered 429 whatever the pace: throttling a test sees on any machine's speed.
     throttle_rate: float = 0.0
     retry_after: float | None = None
@@ -124,6 +126,7 @@ class SimConfig:
             "latency": list(self.latency),
             "error_rate": self.error_rate,
             "rate_limit": self.rate_limit,
+            "rate_limit_period": self.rate_limit_period,
             "throttle_rate": self.throttle_rate,
             "retry_after": self.retry_after,
             "drop_before_rate": self.drop_before_rate,
@@ -190,6 +193,11 @@ def _convert(name: str, value: Any) -> Any:
         return _rate(value)
     if name in ("rate_limit", "retry_after"):
         return _optional_positive(value)
+    if name == "rate_limit_period":
+        period = float(value)
+        if not 0 < period < float("inf"):
+            raise ValueError("expected a number of seconds above 0")
+        return period
     if name == "auto_approve":
         if not isinstance(value, bool):
             raise TypeError("expected true or false")

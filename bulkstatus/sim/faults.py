@@ -54,12 +54,14 @@ class Faults:
         """True for a fraction `rate` of calls; no random number is drawn when rate is 0."""
         return rate > 0.0 and self.rng.random() < rate
 
-    def admit(self, rate_limit: float) -> bool:
-        """Sliding window: at most `rate_limit` creates in any 1 s (rates below 1: one per 1/rate s)."""
+    def admit(self, rate_limit: float, period: float = 1.0) -> bool:
+        """Sliding window: at most `rate_limit` creates in any `period` seconds (below 1: one per
+        period/rate s). `100` per `60` s is a per-minute limit, as the real API's are: a burst of 100 passes,
+        the 101st waits for the first to leave the window."""
         if rate_limit >= 1.0:
-            capacity, window = int(rate_limit), 1.0
+            capacity, window = int(rate_limit), period
         else:
-            capacity, window = 1, (1.0 / rate_limit if rate_limit > 0 else float("inf"))
+            capacity, window = 1, (period / rate_limit if rate_limit > 0 else float("inf"))
         now = self._clock()
         admitted = self._admitted
         while admitted and now - admitted[0] >= window:

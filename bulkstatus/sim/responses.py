@@ -23,3 +23,17 @@ def v2_error(status: int, code: int, message: str) -> web.Response:
 
 def data_response(data: Any) -> web.Response:
     return json_response({"data": data})
+
+
+def error_of(response: web.StreamResponse) -> tuple[int | None, str | None]:
+    """The first error's (code, message) of a JSON error answer we built (v2 or OAuth shape), else Nones."""
+    body = getattr(response, "body", None)
+    if response.status < 400 or not isinstance(body, bytes) or not body:
+        return None, None
+    try:
+        errors = orjson.loads(body).get("errors")
+        first = errors[0]
+        code, message = first.get("code"), first.get("message")
+    except (orjson.JSONDecodeError, AttributeError, TypeError, IndexError, KeyError):
+        return None, None
+    return (code if isinstance(code, int) else None), (message if isinstance(message, str) else None)

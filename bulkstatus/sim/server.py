@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +14,8 @@ from bulkstatus.sim.app import build_app
 from bulkstatus.sim.auth import OAuthTokens
 from bulkstatus.sim.config import SimConfig
 from bulkstatus.sim.faults import Faults
-from bulkstatus.sim.state import SimState
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from bulkstatus.sim.monitor import Monitor
+from bulkstatus.sim.state import SimState, utc_now
 
 
 class Simulator:
@@ -26,6 +23,7 @@ class Simulator:
 
     `clock` (seconds, default time.monotonic) drives OAuth expiry and the rate-limit window; `now` gives the
     request timestamps (default: naive UTC). Tests pass fakes to check expiry or dates without sleeping.
+    `monitor` counts every call served, for `bulkstatus sandbox`'s terminal.
     """
 
     def __init__(
@@ -34,11 +32,13 @@ class Simulator:
         *,
         clock: Callable[[], float] | None = None,
         now: Callable[[], datetime] | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.config = config if config is not None else SimConfig()
+        self.monitor = monitor
         self.state = SimState(received_max=self.config.received_max)
         self.clock = clock = clock if clock is not None else time.monotonic
-        self.now = now if now is not None else _utc_now
+        self.now = now if now is not None else utc_now
         self.faults = Faults(self.config.seed, clock)
         self.tokens = OAuthTokens(clock)
         self.url = ""

@@ -88,6 +88,12 @@ class StoredRequest:
         }
 
 
+def _member(value: Any, key: str) -> dict[str, Any]:
+    """value[key] when both are JSON objects, else {}: a refused body can have any shape."""
+    inner = value.get(key) if isinstance(value, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
 @dataclass(slots=True)
 class ReceivedCall:
     """One create call as it arrived, and what the simulator did with it.
@@ -102,6 +108,28 @@ class ReceivedCall:
     status: int | None = None  # None when the connection was closed without an answer
     outcome: str = ""
     request_id: str | None = None
+    number: int = 0  # arrival order, from 1 (set by SimState.record_call)
+    received_at: datetime | None = None  # naive UTC, from the wall clock (not Simulator.now, which tests step)
+    error_code: int | None = None  # the answer's v2 error code and message, when it was one
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The short form served by `/__sim/received`: what arrived and what was answered, no headers."""
+        task = _member(_member(self.body, "payload"), "IntouchAPITask-Payload")
+        query, inner = _member(task, "queryParams"), _member(task, "body")
+        return {
+            "number": self.number,
+            "receivedAt": None if self.received_at is None else self.received_at.strftime(TIME_FORMAT) + "Z",
+            "requestType": self.request_type,
+            "identifierName": query.get("identifierName"),
+            "identifierValue": query.get("identifierValue"),
+            "label": inner.get("label"),
+            "outcome": self.outcome,
+            "status": self.status,
+            "errorCode": self.error_code,
+            "error": self.error,
+            "requestId": self.request_id,
+        }
 
 
 @dataclass
@@ -124,10 +152,13 @@ class SimState:
 
     # -- writes (the simulator's loop) -------------------------------------------------------------------
 
-    def record_call(self, headers: Mapping[str, str], body: Any, request_type: str) -> ReceivedCall:
-        call = ReceivedCall(headers=headers, body=body, request_type=request_type)
+    def record_call(
+        self, headers: Mapping[str, str], body: Any, request_type: str, at: datetime | None = None
+    ) -> ReceivedCall:
+        call = ReceivedCall(headers=headers, body=body, request_type=request_type, received_at=at)
         with self._lock:
             self.create_calls += 1
+            call.number = self.create_calls
             self._received.append(call)
         return call
 
@@ -184,6 +215,17 @@ class SimState:
         with self._lock:
             return list(self._received)
 
+    def received_page(self, page: int, limit: int, newest_first: bool) -> tuple[list[ReceivedCall], int]:
+        """One page of the create calls kept (arrival order, or newest first), and how many are kept."""
+        with self._lock:
+            total = len(self._received)
+            first = page * limit
+            if newest_first:
+                indexes = range(total - 1 - first, max(total - 1 - first - limit, -1), -1)
+            else:
+                indexes = range(first, min(first + limit, total))
+            return [self._received[i] for i in indexes], total
+
     def received_bodies(self) -> list[Any]:
         return [call.body for call in self.received()]
 
@@ -205,6 +247,11 @@ class SimState:
                 "states": states,
             }
 
+
+
+def utc_now() -> datetime:
+    """Now, naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 _UUID_EPOCH = 0x01B21DD213814000  # 1582-10-15 in 100 ns steps before 1970-01-01

@@ -9,6 +9,10 @@ from bulkstatus.model import IDENTIFIER_NAMES
 
 INNER_PATH = "/v2/customers/lookup/status"
 INNER_METHOD = "PUT"
+# The docs contradict each other: the parameter table, every answer and the inner API say PUT, the request
+# example says POST. Both are accepted, as the example is documented; an approval of a POST one ends
+# "failed" (see app.py), as the inner PUT-only API would refuse it.
+INNER_METHODS = (INNER_METHOD, "POST")
 PAYLOAD_KEY = "IntouchAPITask-Payload"
 
 INVALID_INPUT = 400  # v2 error code for a missing or mistyped field
@@ -67,8 +71,8 @@ def validate_create(body: Any) -> CreateBody:
     _string(task, "hostname", where, non_empty=True)
     if task.get("path") != INNER_PATH:
         raise Invalid(INVALID_INPUT, f"{where}path must be {INNER_PATH}")
-    if task.get("method") != INNER_METHOD:
-        raise Invalid(INVALID_INPUT, f"{where}method must be {INNER_METHOD}")
+    if task.get("method") not in INNER_METHODS:
+        raise Invalid(INVALID_INPUT, f"{where}method must be {INNER_METHOD} (or POST, as one docs example has it)")
     if not isinstance(task.get("pathParams"), dict):
         raise Invalid(INVALID_INPUT, f"{where}pathParams is required and must be an object")
     query = _object(task, "queryParams", where)
