@@ -189,7 +189,7 @@ def _prepass_seconds(path: Path) -> float:
 
     t = time.perf_counter()
     with InputReader(path) as reader, collector_paused():
-        find_conflicts(reader.rest_columns(), 1_000_000)
+        find_conflicts(reader.rest_columns())
     return time.perf_counter() - t
 
 

@@ -124,7 +124,7 @@ def test_find_conflicts_grows_past_its_guess_and_many_customers() -> None:
     batches = [(start, ["email"] * 100, [f"C{(n - 1) // 2}@example.com" for n in range(start, start + 100)],
                 ["Suspended" if n % 4 else "Active" for n in range(start, start + 100)])
                for start in range(1, 5001, 100)]
-    found = find_conflicts(iter(batches), expected_rows=10)
+    found = find_conflicts(iter(batches))
     # Rows 3 and 4 are customer 1 (Suspended, Active), 7 and 8 customer 3, ...: every second customer.
     assert len(found) == 1250 and found.rows == 2500
     assert found.rows_with(4) == [3, 4] and found.rows_with(5000) == [4999, 5000] and found.rows_with(1) is None

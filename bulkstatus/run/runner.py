@@ -220,7 +220,7 @@ class Run:
         are the same): which customers it gives different labels. False when the run cannot go on."""
         def find() -> LabelConflicts:
             with collector_paused():
-                return find_conflicts(reader.rest_columns(), self.job.expected_rows)
+                return find_conflicts(reader.rest_columns())
 
         try:
             self._conflicts = await asyncio.to_thread(find)
