@@ -30,6 +30,7 @@ __all__ = ["LabelConflicts", "conflict_message", "find_conflicts"]
 
 _LISTED = 5  # row numbers a message names; the rest are counted
 _PARTS, _SHIFT = 16, np.uint64(60)  # the sort is done a sixteenth at a time (see _conflicts)
+_BLOCK = 1 << 17  # rows per block of _Columns: 0.5-1 MB arrays
 
 
 def conflict_message(rows: list[int]) -> str:
@@ -88,7 +89,7 @@ def find_conflicts(batches: Iterable[RestColumns]) -> LabelConflicts:
     customers given different labels. Columns are taken whole (C-speed ``map`` and pandas' hashing): a
     Python call per row would cost more than reading the rows. The hashes are kept a batch at a time,
     so nothing is copied to grow (a workbook's row count is not known before it is read)."""
-    chunks: list[tuple[U32, U64, U64]] = []  # (row numbers, customer hashes, label hashes) of each batch
+    store = _Columns()
     names: dict[str, str] = {}
     for first, raw_names, values, label_cells in batches:
         if not values:
@@ -108,9 +109,40 @@ def find_conflicts(batches: Iterable[RestColumns]) -> LabelConflicts:
             names.clear()
             names.update((name, IDENTIFIER_NAMES.get(name.lower(), name)) for name in set(raw_names))
         kinds = np.array(list(map(names.__getitem__, raw_names)), dtype=object)
-        chunks.append((rows, _hashes(kinds, np.array(values, dtype=object)),
-                       pd.util.hash_array(np.array(label_cells, dtype=object))))
-    return _conflicts(chunks)
+        store.add(rows, _hashes(kinds, np.array(values, dtype=object)),
+                  pd.util.hash_array(np.array(label_cells, dtype=object)))
+    return _conflicts(store.chunks())
+
+
+class _Columns:
+    """Row numbers, customer hashes and label hashes, appended in blocks of _BLOCK rows: each block is
+    over glibc's mmap threshold (128 KiB), so that freeing them gives the memory back to the system; a
+    10,000-row batch's arrays would come from the heap and stay in the process's RSS for the whole run."""
+
+    __slots__ = ("_blocks", "_used")
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[U32, U64, U64]] = []
+        self._used = _BLOCK
+
+    def add(self, rows: U32, keys: U64, labels: U64) -> None:
+        while len(rows):
+            if self._used == _BLOCK:
+                self._blocks.append((np.empty(_BLOCK, np.uint32), np.empty(_BLOCK, np.uint64),
+                                     np.empty(_BLOCK, np.uint64)))
+                self._used = 0
+            take = min(len(rows), _BLOCK - self._used)
+            at = slice(self._used, self._used + take)
+            block_rows, block_keys, block_labels = self._blocks[-1]
+            block_rows[at], block_keys[at], block_labels[at] = rows[:take], keys[:take], labels[:take]
+            rows, keys, labels = rows[take:], keys[take:], labels[take:]
+            self._used += take
+
+    def chunks(self) -> list[tuple[U32, U64, U64]]:
+        if not self._blocks:
+            return []
+        rows, keys, labels = self._blocks[-1]
+        return [*self._blocks[:-1], (rows[: self._used], keys[: self._used], labels[: self._used])]
 
 
 def _hashes(kinds: np.ndarray, values: np.ndarray) -> U64:
