@@ -16,7 +16,7 @@ from typing import Any, Literal
 from bulkstatus.errors import ConfigError
 from bulkstatus.run.brakes import FailureLimit, parse_failure_limit
 
-Kind = Literal["str", "int", "float", "bool", "rate", "count", "failures", "urls"]
+Kind = Literal["str", "int", "float", "bool", "rate", "count", "failures", "urls", "columns", "identifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("label", help="label for rows whose label cell is empty or column absent"),
     Spec("reason", help="reason for rows whose reason cell is empty or column absent"),
     Spec("labels", help="comma-separated list of allowed labels, e.g. Suspended,Active"),
+    Spec("column", kind="columns", default={},
+         help="the file's header for one of identifierName, identifierValue, label, reason, e.g. "
+              'identifierValue="Mobile No" (repeatable; [columns] in the config file; in the variable, '
+              "separated by ;)"),
+    Spec("identifier-name", kind="identifier",
+         help="identifierName for every row whose cell is empty or when the file has no such column, "
+              "e.g. mobile for a list of mobile numbers"),
     Spec("encoding", help="input encoding (default: UTF-8, or UTF-16 when it has a BOM)"),
     Spec("delimiter", help="input delimiter (default: detected among , ; TAB)"),
     Spec("sheet", help="the sheet of an .xlsx, .xls or .ods input to read (default: the first)"),
@@ -220,6 +227,12 @@ def _convert(spec: Spec, value: Any, origin: str) -> Any:
             from bulkstatus.notify import parse_urls
 
             return parse_urls(value, where)
+        if spec.kind in ("columns", "identifier"):
+            from bulkstatus.input.columns import parse_columns, parse_identifier_name
+
+            if spec.kind == "identifier":
+                return parse_identifier_name(value, where)
+            return parse_columns(value, "[columns] in the config file" if origin in ("profile", "config") else where)
     except ValueError:
         kind = {"int": "a whole number >= 0", "float": "a number >= 0", "bool": "true or false",
                 "count": "a whole number >= 1"}[spec.kind]
@@ -281,6 +294,10 @@ def resolve(
             known = ", ".join(sorted(profiles)) or "none"
             raise ConfigError(f"profile {profile!r} is not in the config file (profiles found: {known})")
         profile_table = _table(profiles[profile], f"[profiles.{profile}]")
+        if isinstance(profiles[profile].get("columns"), dict):
+            profile_table["column"] = profiles[profile]["columns"]
+    if isinstance(data.get("columns"), dict):  # the [columns] table: the file's headers for our fields
+        default_table["column"] = data["columns"]
 
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}

@@ -123,19 +123,20 @@ def test_validate_report_text_and_json(tmp_path: Path) -> None:
     path = write(BY_NAME["duplicates.csv"], tmp_path)
     path.write_text(path.read_text() + "mobil,+919800000009,S,x\nemail,a@b,,x\n")
     report = validate_file(path)
-    assert (report.rows, report.valid, report.invalid, report.duplicates) == (8, 4, 2, 2)
+    assert (report.rows, report.valid, report.invalid, report.duplicates) == (11, 4, 2, 5)
     text = render_text(report)
-    assert text.splitlines()[0] == f"{path}: 8 rows: 4 valid, 2 invalid, 2 duplicate (utf-8, comma-delimited)"
-    assert "  2  same customer as an earlier row (not sent)" in text
+    assert text.splitlines()[0] == f"{path}: 11 rows: 4 valid, 2 invalid, 5 duplicate (utf-8, comma-delimited)"
+    assert "  5  same customer as an earlier row (not sent)" in text
     assert "  1  identifierName is not one of the documented names" in text
-    assert "  8  label            label is empty and no default label is set" in text
-    assert "  2  identifierValue  duplicate of row 1" in text
+    assert " 11  label            label is empty and no default label is set" in text
+    assert "  6  identifierValue  duplicate of row 5: the same email address (compared in any letter case)" in text
     assert text.endswith("2 rows would be recorded as invalid and not sent; fix them and validate again.")
     data = json.loads(render_json(report))
-    assert data["counts"] == {"duplicate": 2, "unknown-identifier-name": 1, "bad-email": 1, "empty-label": 1}
+    assert data["counts"] == {"duplicate": 5, "unknown-identifier-name": 1, "bad-email": 1, "empty-label": 1}
     assert data["problems"][0] == {"row": 2, "column": "identifierValue", "kind": "duplicate",
-                                   "message": "duplicate of row 1: the same identifierName and identifierValue "
-                                              "appear there, and only that row is sent; delete this row"}
+                                   "message": "duplicate of row 1: the same mobile number (compared by its digits: "
+                                              "a leading + or 00, spaces and dashes ignored) appears there, and "
+                                              "only that row is sent; delete this row"}
     assert (data["ok"], data["invalid"], data["unlisted_problems"]) == (False, 2, 0)
 
 

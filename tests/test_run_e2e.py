@@ -51,7 +51,7 @@ def test_messy_file_gives_each_row_its_outcome(sim, env, cli, tmp_path):
         "duplicate", "duplicate", "failed", "failed", "submitted", "submitted",
     ]
     assert [r["row"] for r in rows] == [str(n) for n in range(1, 15)]
-    assert rows[1]["identifierValue"] == "007" and rows[13]["identifierValue"] == "null"
+    assert rows[1]["identifierValue"] == "007" and rows[13]["reason"] == "null"
     assert rows[2]["identifierValue"] == "NA@example.com"
     assert "row 1" in rows[8]["error"] and "row 1" in rows[9]["error"]
     assert rows[10]["errorCode"] == "8015" and rows[10]["httpStatus"] == "400"

@@ -71,6 +71,8 @@ def read_options(settings: Settings) -> ReadOptions:
         default_label=settings.get("label"),
         default_reason=settings.get("reason"),
         allowed_labels=frozenset(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
+        columns=tuple((settings.get("column") or {}).items()),
+        default_name=settings.get("identifier-name"),
         sheet=settings.get("sheet"),
     )
 

@@ -108,9 +108,9 @@ def _add_settings(parser: argparse.ArgumentParser, names: set[str] | None = None
         if spec.kind == "bool":
             group.add_argument(f"--{spec.name}", dest=spec.name, action="store_const", const=True,
                                default=None, help=f"{spec.help}{default}")
-        elif spec.kind == "urls":
-            group.add_argument(f"--{spec.name}", dest=spec.name, metavar="URL", action="append",
-                               help=f"{spec.help} [{spec.env}]")
+        elif spec.kind in ("urls", "columns"):
+            group.add_argument(f"--{spec.name}", dest=spec.name, metavar="URL" if spec.kind == "urls" else
+                               "FIELD=HEADER", action="append", help=f"{spec.help} [{spec.env}]")
         else:
             group.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE",
                                help=f"{spec.help}{default} [{spec.env}]")
@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Check a CSV file offline and report each problem; sends nothing.")
     validate.add_argument("input", metavar="INPUT")
     validate.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter", "sheet"})
+    _add_settings(validate, {"label", "reason", "labels", "encoding", "delimiter", "sheet", "column",
+                             "identifier-name"})
     _add_common(validate)
 
     sandbox = sub.add_parser("sandbox", help="run the built-in simulator until stopped, printing its URL",

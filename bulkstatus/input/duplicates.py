@@ -1,4 +1,5 @@
-"""Which rows repeat an earlier row's customer: a compact index of (identifierName, identifierValue).
+"""Which rows repeat an earlier row's customer: a compact index of (identifierName, identifierValue), the
+value compared as the API would see it (``customer_key``: emails in any letter case, mobiles by digits).
 
 A Python set of a million key tuples takes ~150 MB. The index keeps only a 64-bit BLAKE2b hash of
 each key and the row number that first had it, in an open-addressing table (linear probing) of two
@@ -12,12 +13,13 @@ Two different keys share a hash with probability about n^2 / 2^65: 3e-8 for a mi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DuplicateIndex", "duplicate_message", "key_hash"]
+__all__ = ["DuplicateIndex", "customer_key", "duplicate_message", "key_hash", "key_hashes", "mobile_digits"]
 
 _EMPTY = 0  # marks a free slot; a key whose hash is 0 is stored as 1
 _MIN_SLOTS = 1 << 12
@@ -28,6 +30,30 @@ U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
 
+# What a mobile number's digits are compared without: punctuation, then a leading + or 00 (the
+# international prefix written two ways).
+_MOBILE_NOISE = re.compile(r"[\s\-.()/]")
+
+
+def customer_key(name: str, value: str) -> tuple[str, str]:
+    """Who a row is, as the API would see it: (documented identifier name, value compared per kind).
+
+    An email in any letter case is one address; a mobile number is its digits (spaces, dashes, dots,
+    brackets, a leading ``+`` or ``00`` ignored); any other kind as written. Only the comparison uses
+    this: what is sent is the value as written."""
+    if name == "email":
+        return name, value.lower()
+    if name == "mobile":
+        return name, mobile_digits(value)
+    return name, value
+
+
+def mobile_digits(value: str) -> str:
+    """A mobile number as customer_key compares it."""
+    digits = value if value.isdigit() else _MOBILE_NOISE.sub("", value).removeprefix("+")
+    return digits[2:] if digits.startswith("00") else digits
+
+
 def key_hash(key: tuple[str, str]) -> int:
     """A stable (same in every process) non-zero 64-bit hash of (identifier name, value).
 
@@ -36,10 +62,28 @@ def key_hash(key: tuple[str, str]) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
 
 
-def duplicate_message(earlier_row: int) -> str:
-    """The error of a duplicate row, naming the row that is sent instead."""
-    return (f"duplicate of row {earlier_row}: the same identifierName and identifierValue appear there, "
-            "and only that row is sent; delete this row")
+def key_hashes(keys: Sequence[tuple[str, str]]) -> U64:
+    """``key_hash`` of every key, as one array (one digest per key, no call per key)."""
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(f"{name}\x00{value}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                        for name, value in keys])
+    hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+    hashes[hashes == _EMPTY] = 1
+    return hashes
+
+
+_SAME = {
+    "email": "the same email address (compared in any letter case) appears there",
+    "mobile": "the same mobile number (compared by its digits: a leading + or 00, spaces and dashes ignored) "
+              "appears there",
+}
+
+
+def duplicate_message(earlier_row: int, name: str = "") -> str:
+    """The error of a duplicate row, naming the row that is sent instead (and how an email or a mobile
+    number was compared, since the two may be written differently)."""
+    same = _SAME.get(name, "the same identifierName and identifierValue appear there")
+    return f"duplicate of row {earlier_row}: {same}, and only that row is sent; delete this row"
 
 
 class DuplicateIndex:
@@ -61,7 +105,10 @@ class DuplicateIndex:
 
     def check(self, key: tuple[str, str], row_number: int) -> int | None:
         """The earlier row number with the same key, else None after recording this row."""
-        h = key_hash(key)
+        return self.check_hash(key_hash(key), row_number)
+
+    def check_hash(self, h: int, row_number: int) -> int | None:
+        """``check`` of a key whose ``key_hash`` is ``h``."""
         keys, size = self._keys, self._size
         slot = h % size
         while True:
@@ -87,11 +134,7 @@ class DuplicateIndex:
         n = len(keys)
         if n == 0:
             return []
-        blake2b = hashlib.blake2b
-        digests = b"".join([blake2b(f"{name}\x00{value}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-                            for name, value in keys])
-        hashes = np.frombuffer(digests, dtype="<u8").astype(np.uint64)  # as key_hash, without a call per key
-        hashes[hashes == _EMPTY] = 1
+        hashes = key_hashes(keys)
         numbers = np.asarray(rows, dtype=np.uint32)
         unique, first = np.unique(hashes, return_index=True)
         inverse = np.searchsorted(unique, hashes)

@@ -16,7 +16,7 @@ import contextlib
 import csv
 import gc
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice, repeat
 from pathlib import Path
@@ -40,11 +40,13 @@ from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURC
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.input.workbook import open_workbook
 
-__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestRow", "check_structure",
-           "count_data_rows"]
+__all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestColumns", "RestRow",
+           "check_structure", "count_data_rows"]
 
 # A row of a stopped run's rest: (number, identifierName, identifierValue, label, reason, origin), as Row takes them.
 RestRow = tuple[int, str, str, str, str, int]
+# Consecutive rows of a stopped run's rest, a column at a time: (first number, names, values, labels).
+RestColumns = tuple[int, Sequence[str], Sequence[str], Sequence[str]]
 
 FIRST_CHUNK_ROWS = 1_000
 _SENTINELS = 2  # columns read past the header: one (empty) extra cell is tolerated, two are "too many"
@@ -82,7 +84,7 @@ class InputReader:
         self.rows_read = 0
         self.skipped_empty_rows = 0
         self._rules = RowRules(options.default_label or None, options.default_reason or None,
-                               options.allowed_labels or None)
+                               options.allowed_labels or None, options.default_name or None)
         self._started = False
         self._text: io.TextIOWrapper | None = None
         # An .xlsx, .xls or .ods workbook is read by its own reader (bulkstatus.input.workbook).
@@ -157,7 +159,8 @@ class InputReader:
                 return [], True
             start += 1
         columns: list[Iterable[Any]] = [
-            frame.iloc[start:, self._index[c]].tolist() if c in self._index else repeat(None)
+            frame.iloc[start:, self._index[c]].tolist() if c in self._index
+            else repeat("" if c == "identifierName" else None)  # (--identifier-name fills it in)
             for c in (*COLUMNS, SOURCE_COLUMN)
         ]
         out: list[CheckedRow] = []
@@ -193,11 +196,39 @@ class InputReader:
         if self._book is not None:  # a workbook's rest is read and checked as iterating does: slower, the same
             yield from self._book.rest(after, self._rules, batch)
             return
+        for first, block in self._rest(after, batch):
+            if first:  # four plain cells a row, as they are: numbered in one go
+                yield list(zip(range(first, first + len(block)), *zip(*block, strict=True), repeat(0),
+                               strict=False))
+            else:
+                yield block
+
+    def rest_columns(self, after: int = 0, batch: int = 10_000) -> Iterator[RestColumns]:
+        """What ``rest`` gives, a column at a time: (first row number, identifierNames, identifierValues,
+        labels) of consecutive rows; for a pass over a whole file that needs only those (conflicts.py), at
+        no cost per row beyond the csv module's."""
+        if self._book is not None:
+            for rows in self.rest(after, batch):
+                numbers, names, values, labels, _, _ = zip(*rows, strict=True)
+                yield numbers[0], names, values, labels
+            return
+        for first, block in self._rest(after, batch):
+            if first:
+                names, values, labels, _ = zip(*block, strict=True)
+                yield first, names, values, labels
+            elif block:
+                numbers, names, values, labels, _, _ = zip(*block, strict=True)
+                yield numbers[0], names, values, labels
+
+    def _rest(self, after: int, batch: int) -> Iterator[tuple[int, Any]]:
+        """``rest``'s rows as (0, rows), or as (first number, block) for a block whose cells are the rows'
+        values as they are (four a row, none empty or needing normalise())."""
         self._binary.seek(0)
         text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         at = [self._index.get(c) for c in (*COLUMNS, SOURCE_COLUMN)]
         width = 1 + max(i for i in at if i is not None)
         positions = [i if i is not None else width for i in at]  # an absent column reads the padding ""
+        name_default = self.options.default_name or ""
         label_default = self.options.default_label or ""
         reason_default = self.options.default_reason or ""
         edge, trim = EDGE_CHARS, TRIM_CHARS
@@ -211,9 +242,8 @@ class InputReader:
                     # Every row four cells, none empty or needing normalise(): numbered in one go.
                     first, number = number + 1, number + len(block)
                     if number > after:
-                        columns = zip(*block, strict=True)
-                        yield list(zip(range(first, number + 1), *columns, repeat(0), strict=False)
-                                   )[max(0, after + 1 - first):]
+                        skip = max(0, after + 1 - first)
+                        yield first + skip, block[skip:] if skip else block
                     continue
                 rows: list[RestRow] = []
                 for cells in block:
@@ -238,9 +268,10 @@ class InputReader:
                             or name[-1] in trim or value[-1] in trim or label[-1] in trim or reason[-1] in trim):
                         name, value, label, reason = (normalise(v) for v in (name, value, label, reason))
                     origin = source_row(source)[0] if source else 0
-                    rows.append((number, name, value, label or label_default, reason or reason_default, origin))
+                    rows.append((number, name or name_default, value, label or label_default,
+                                 reason or reason_default, origin))
                 if rows:
-                    yield rows
+                    yield 0, rows
         except UnicodeDecodeError:
             raise decode_error(self.path, self.encoding) from None
         except csv.Error:

@@ -46,7 +46,8 @@ _CONTROL_NAMES = {"\t": "tab", "\n": "line break", "\r": "carriage return", "\x0
 _NAME_SYNONYMS = {
     "phone": "mobile", "mobileno": "mobile", "mobilenumber": "mobile", "msisdn": "mobile",
     "phonenumber": "mobile", "mail": "email", "emailid": "email", "emailaddress": "email",
-    "card": "cardnumber", "cardno": "cardnumber", "externalid": "externalId",
+    "card": "cardnumber", "cardno": "cardnumber", "externalid": "externalId", "phoneno": "mobile",
+    "mobilenum": "mobile", "cellphone": "mobile", "contactnumber": "mobile", "emails": "email",
 }
 _DOCUMENTED = ", ".join(IDENTIFIER_NAMES.values())
 
@@ -64,8 +65,66 @@ PROBLEM_KINDS = {
     "too-long": "value is longer than allowed",
     "control-character": "value contains a control or invisible character",
     "duplicate": "same customer as an earlier row (not sent)",
+    "label-conflict": "the file gives this customer different labels",
+    "missing-value": "identifierValue is an export's missing value (\\N, NULL, nan)",
+    "spreadsheet-error": "identifierValue is a spreadsheet error value (#N/A, #REF!)",
+    "column-too-narrow": "identifierValue is ##### (a spreadsheet column too narrow)",
+    "scientific-notation": "identifierValue is a number in scientific notation (digits lost)",
+    "lost-characters": "identifierValue has ? or U+FFFD for lost characters",
 }
 Found = tuple[str, str, str]  # (column, kind, message)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenId:
+    """An identifierValue that a spreadsheet or an export almost certainly broke: what it looks like, for
+    which kinds of identifier, why it is broken and what to do."""
+
+    kind: str  # its heading in PROBLEM_KINDS
+    pattern: re.Pattern[str]  # searched for in the value (each pattern anchors itself where it must)
+    names: frozenset[str] | None  # the identifier names it applies to; None: every one, undocumented too
+    cause: str
+    fix: str
+
+
+_KINDS_OF_ID = frozenset(IDENTIFIER_NAMES.values())
+_LOST = ("stands where a character was lost when the file was converted from one encoding to another",
+         "take the value from the original file or system again (and save the file as CSV UTF-8)")
+# First match wins. Decided per kind: an email may hold ? and # (both legal before the @) and is never
+# numeric; mobile numbers and card numbers are digits, so a single ? is a lost digit; other ids
+# (externalId, wechat...) are free text where "A#1" or "what?" may be real, so only a run of ?, a value
+# made of # alone, or a number in exponent form is taken for broken.
+BROKEN_IDS: tuple[BrokenId, ...] = (
+    BrokenId("missing-value", re.compile(r"\A(?:\\N|(?i:null|nan)|None|<NA>)\Z"), None,
+             "is how an export writes a missing value (a database's NULL, pandas' nan), not an identifier",
+             "fill in the customer's identifier, or remove the row"),
+    BrokenId("spreadsheet-error", re.compile(r"\A#(?:N/A|VALUE!|REF!|NAME\?|DIV/0!|NUM!|NULL!)\Z"), None,
+             "is a spreadsheet's error value (a formula that failed), not an identifier",
+             "fix the formula or type the value in, then save the file again"),
+    BrokenId("column-too-narrow", re.compile(r"\A#+\Z"), None,
+             "is only # signs, which a spreadsheet shows for a number too wide for its column",
+             "widen the column (or format it as Text) and save the file again"),
+    BrokenId("scientific-notation", re.compile(r"\A[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-][0-9]{1,3}\Z"),
+             _KINDS_OF_ID - {"email"},
+             "is a number in scientific notation, as a spreadsheet shows a long number: its last digits are lost",
+             "format the column as Text in the sheet and type the full number again (or export it again)"),
+    BrokenId("lost-characters", re.compile("\ufffd"), None,
+             "holds U+FFFD (the replacement character), which " + _LOST[0], _LOST[1]),
+    BrokenId("lost-characters", re.compile(r"\?"), frozenset({"mobile", "cardnumber"}),
+             "holds ?, which in a number " + _LOST[0], _LOST[1]),
+    BrokenId("lost-characters", re.compile(r"\?\?"), _KINDS_OF_ID - {"email", "mobile", "cardnumber"},
+             "holds ?? (a run of ?), which " + _LOST[0], _LOST[1]),
+)
+# Nothing in BROKEN_IDS can match a value without one of these: the fast path's test.
+_SUSPECT = re.compile(r"[#?\ufffd\\<]|[eE][+-]|\A(?i:null|nan|none)\Z")
+
+
+def broken_id(name: str | None, value: str) -> tuple[str, str] | None:
+    """(kind, message) when ``value``, an identifier of kind ``name``, is almost certainly broken."""
+    for broken in BROKEN_IDS:
+        if (broken.names is None or name in broken.names) and broken.pattern.search(value):
+            return broken.kind, f'identifierValue "{show(value)}" {broken.cause}; {broken.fix}'
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +134,7 @@ class RowRules:
     default_label: str | None = None
     default_reason: str | None = None
     allowed_labels: frozenset[str] | None = None
+    default_name: str | None = None  # --identifier-name, for an empty identifierName cell or no such column
 
 
 @dataclass(slots=True)
@@ -165,14 +225,21 @@ def check_identifier_name(raw: str) -> tuple[str | None, str | None]:
 def _unknown_name(raw: str) -> str:
     if not raw:
         return f"identifierName is empty; use one of {_DOCUMENTED}"
+    guess = guess_identifier_name(raw)
+    hint = f' (did you mean "{guess}"?)' if guess else ""
+    return (f'identifierName "{show(raw)}" is not a documented identifier name{hint}; '
+            f"use one of {_DOCUMENTED}")
+
+
+def guess_identifier_name(raw: str) -> str | None:
+    """The documented identifier name that ``raw`` most likely means (``Mobile No``, ``phone``, ``e-mail``,
+    ``mobil``), for a did-you-mean; None when none is close."""
     key = re.sub(r"[\s_\-.]", "", raw.lower())
     guess = IDENTIFIER_NAMES.get(key) or _NAME_SYNONYMS.get(key)
     if guess is None:
         close = difflib.get_close_matches(key, IDENTIFIER_NAMES, n=1, cutoff=0.6)
         guess = IDENTIFIER_NAMES[close[0]] if close else None
-    hint = f' (did you mean "{guess}"?)' if guess else ""
-    return (f'identifierName "{show(raw)}" is not a documented identifier name{hint}; '
-            f"use one of {_DOCUMENTED}")
+    return guess
 
 
 def check_identifier_value(name: str | None, value: str) -> tuple[str, str] | None:
@@ -255,6 +322,7 @@ def check_row(number: int, name: str, value: str, label: str | None, reason: str
         label = normalise(label)
     if reason and (reason[0] in _EDGE or reason[-1] in TRIM_CHARS):
         reason = normalise(reason)
+    name = name or rules.default_name or ""
     label = label or rules.default_label or ""
     reason = reason or rules.default_reason or ""
     row = Row(number, name, value, label, reason, origin)
@@ -266,9 +334,9 @@ def check_row(number: int, name: str, value: str, label: str | None, reason: str
         shape is None
         and canonical is not None
         and 0 < len(value) <= _MAX_VALUE
-        and (_MOBILE.fullmatch(value) if canonical == "mobile"
-             else _is_email(value) if canonical == "email"
-             else value.isprintable())
+        and (_MOBILE.fullmatch(value) if canonical == "mobile"  # (digits: nothing in BROKEN_IDS matches)
+             else _is_email(value) and "\ufffd" not in value if canonical == "email"
+             else value.isprintable() and not _SUSPECT.search(value))
         and 0 < len(label) <= _MAX_LABEL
         and (label in allowed if allowed else label.isprintable())
         and 0 < len(reason) <= _MAX_REASON
@@ -288,7 +356,9 @@ def _explain(row: Row, rules: RowRules, shape: tuple[str, str] | None) -> list[F
     if name_problem is not None:
         found.append(("identifierName", "unknown-identifier-name", name_problem))
         _text_problems("identifierName", row.identifier_name, _CONTROL_IN_IDENTIFIER, found)
-    value_problem = check_identifier_value(canonical, row.identifier_value)
+    value_problem = broken_id(canonical or row.identifier_name, row.identifier_value) if row.identifier_value else None
+    if value_problem is None:
+        value_problem = check_identifier_value(canonical, row.identifier_value)
     if value_problem is not None:
         found.append(("identifierValue", *value_problem))
     _text_problems("identifierValue", row.identifier_value, _CONTROL_IN_IDENTIFIER, found)

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import codecs
 import csv
-import difflib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bulkstatus.errors import InputFileError
 from bulkstatus.input import rules
+from bulkstatus.input.columns import COLUMNS, SOURCE_COLUMN
+from bulkstatus.input.columns import header_alias as _alias
+from bulkstatus.input.columns import match_header as _match_columns
 from bulkstatus.input.locate import csv_error, decode_error, file_error
-from bulkstatus.model import IDENTIFIER_NAMES
 
 __all__ = ["COLUMNS", "DEFAULT_OPTIONS", "DELIMITERS", "SAMPLE_BYTES", "SOURCE_COLUMN", "Layout", "ReadOptions",
            "match_header", "open_input"]
 
-COLUMNS = ("identifierName", "identifierValue", "label", "reason")
-# Optional: the row number of the original file, which retry.csv and fix.csv carry into every re-run.
-SOURCE_COLUMN = "sourceRow"
 DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t"}
 SAMPLE_BYTES = 64 * 1024  # what the header, encoding and delimiter are detected from
@@ -51,6 +47,8 @@ class ReadOptions:
     default_reason: str | None = None
     allowed_labels: frozenset[str] | None = None  # None or empty: any label
     chunk_rows: int = 10_000
+    columns: tuple[tuple[str, str], ...] = ()  # (field, header) of --column / [columns]
+    default_name: str | None = None  # --identifier-name: for an empty cell or an absent column
     sheet: str | None = None  # a workbook's sheet to read; None: the first
 
 
@@ -193,58 +191,11 @@ def _first_records(text: str, delimiter: str, whole: bool = False) -> tuple[list
     return header, has_data, False
 
 
-def _alias(cell: str) -> str:
-    """How header cells are compared: case, surrounding spaces, `_`, `-` and inner spaces ignored."""
-    return re.sub(r"[\s_\-]", "", cell.lower())
-
-
 def _match_header(path: Path, columns: list[str], options: ReadOptions) -> dict[str, int]:
-    """Position of each known column; raises when one is missing, ambiguous or misspelt."""
-    found: dict[str, int] = {}
-    for position, cell in enumerate(columns):
-        column = _BY_ALIAS.get(_alias(cell))
-        if column is None:
-            continue
-        if column in found:
-            first = columns[found[column]]
-            raise _header_error(path, columns, f'column {column} appears twice ("{rules.show(first)}" and '
-                                               f'"{rules.show(cell)}"); remove or rename one')
-        found[column] = position
-    first = columns[0]
-    second = columns[1] if len(columns) > 1 else ""
-    if not found and (_alias(first) in IDENTIFIER_NAMES or "@" in second or second.strip(" +").isdigit()):
-        raise file_error(path, f'has no header row (the first line "{rules.show(",".join(columns))}" '
-                               "looks like data); add the line identifierName,identifierValue,label,reason "
-                               "at the top")
-    hint = " (if the file uses another delimiter, pass --delimiter)" if len(columns) == 1 else ""
-    defaults = (None, None, options.default_label or None, options.default_reason or None)
-    for column, default in zip(COLUMNS, defaults, strict=True):
-        if column not in found and default is None:
-            fix = (f" and no default {column} is set; add a {column} column or pass --{column}"
-                   if column in ("label", "reason") else hint)
-            raise _header_error(path, columns,
-                                f"column {column} is missing{_did_you_mean(columns, column, found)}{fix}")
-    return found
+    """Position of each known column; raises naming every one missing, repeated or misspelt."""
+    defaults = {"identifierName": options.default_name, "label": options.default_label,
+                "reason": options.default_reason}
+    return _match_columns(path, columns, dict(options.columns), defaults)
 
 
 match_header = _match_header  # for the workbook reader, which finds its header cells itself
-
-
-def _did_you_mean(columns: list[str], column: str, found: dict[str, int]) -> str:
-    """The unrecognised column most like ``column``, if ``column`` is also the one it is most like
-    (so that ``identifer_value`` is offered for identifierValue, never for identifierName)."""
-    best: tuple[float, str] | None = None
-    for i, cell in enumerate(columns):
-        if i in found.values():
-            continue
-        ratios = {name: difflib.SequenceMatcher(None, _alias(cell), name.lower()).ratio() for name in COLUMNS}
-        target = max(ratios, key=lambda name: ratios[name])
-        if target == column and ratios[target] >= 0.6 and (best is None or ratios[target] > best[0]):
-            best = (ratios[target], cell)
-    return f' (did you mean "{rules.show(best[1])}"? rename it to {column})' if best else ""
-
-
-def _header_error(path: Path, columns: list[str], what: str) -> InputFileError:
-    listed = ", ".join(rules.show(c, 30) for c in columns)
-    return file_error(path, f"{what}; found columns: {listed}; expected: {', '.join(COLUMNS)} "
-                            "(label and reason may be left out when --label/--reason give defaults)")

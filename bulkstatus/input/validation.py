@@ -11,8 +11,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
-from bulkstatus.input.reader import InputReader, ReadOptions
+from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
+from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
+from bulkstatus.input.reader import InputReader, ReadOptions, collector_paused
 from bulkstatus.input.rules import PROBLEM_KINDS, CheckedRow
 
 __all__ = ["MAX_LISTED", "Problem", "ValidationReport", "render_json", "render_text", "validate_file"]
@@ -67,7 +68,8 @@ class ValidationReport:
             self.invalid += 1
         elif earlier is not None:
             self.duplicates += 1
-            found = [Problem(number, "identifierValue", "duplicate", duplicate_message(earlier))]
+            message = duplicate_message(earlier, checked.canonical_name)
+            found = [Problem(number, "identifierValue", "duplicate", message)]
         else:
             self.valid += 1
         for problem in found:
@@ -88,15 +90,28 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     with InputReader(path, options) as reader:
         report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns),
                                   sheet=reader.sheet)
+        with collector_paused():
+            conflicts = find_conflicts(reader.rest_columns())
         for chunk in reader:
+            if conflicts:
+                _add_conflicts(chunk, conflicts)
             valid = [checked for checked in chunk if not checked.problems]
-            earlier = index.check_many([(c.canonical_name, c.row.identifier_value) for c in valid],
+            earlier = index.check_many([customer_key(c.canonical_name, c.row.identifier_value) for c in valid],
                                        [c.row.number for c in valid])
             duplicates = {c.row.number: e for c, e in zip(valid, earlier, strict=True) if e is not None}
             for checked in chunk:
                 report.add(checked, duplicates.get(checked.row.number))
         report.skipped_empty_rows = reader.skipped_empty_rows
     return report
+
+
+def _add_conflicts(chunk: list[CheckedRow], conflicts: LabelConflicts) -> None:
+    """A row of a customer given different labels is invalid too (as a run records it)."""
+    for checked in chunk:
+        clash = conflicts.message(checked.row.number)
+        if clash is not None:
+            checked.problems.append(clash)
+            checked.kinds.append(("label", "label-conflict"))
 
 
 def _rows(n: int) -> str:

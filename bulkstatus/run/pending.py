@@ -4,8 +4,9 @@ A nightly job re-run on the same list, or a file re-run after a partial failure,
 second request for a customer whose first one is still ``AdminTask``. Before the first row is sent the
 run lists every pending CUSTOMER-STATUS-CHANGE request (any maker, any date), paged, and keeps an index
 ``(identifierName, identifierValue, label) -> requestId``. A row with the same key is not sent: its
-outcome is ``pending-exists`` with that requestId. Matching is exact (identifier names in the documented
-spelling, values and labels as written), like the duplicate check within a file.
+outcome is ``pending-exists`` with that requestId. The customer is compared as the duplicate check within
+a file compares it (``duplicates.customer_key``: emails in any letter case, mobiles by their digits), the
+label exactly.
 
 Size: one entry is a tuple of three short strings and a requestId, about 0.5 KB, so 100,000 pending
 requests take some 50 MB; fine for the pending queue of one org, which a checker works through by hand.
@@ -25,12 +26,19 @@ from bulkstatus.api.bodies import REQUEST_TYPE
 from bulkstatus.api.calls import Caller
 from bulkstatus.api.listing import PENDING, ListUnavailable, list_pages
 from bulkstatus.errors import RunAborted
+from bulkstatus.input.duplicates import customer_key
 from bulkstatus.run.control import StopControl
 from bulkstatus.run.doubt import Key, request_key
 
 log = logging.getLogger(__name__)
 PendingIndex = dict[Key, str]
 PASSES = 3
+
+
+def pending_key(key: Key) -> Key:
+    """How a row's key and a pending request's are compared: the same customer, the same label."""
+    name, value = customer_key(key[0], key[1])
+    return name, value, key[2]
 
 
 async def pending_index(caller: Caller, page_size: int) -> PendingIndex:
@@ -46,7 +54,7 @@ async def pending_index(caller: Caller, page_size: int) -> PendingIndex:
                     key = request_key(item)
                     request_id = item.get("requestId")
                     if key is not None and request_id and item.get("state", PENDING) == PENDING:
-                        index.setdefault(key, str(request_id))
+                        index.setdefault(pending_key(key), str(request_id))
         if len(totals) <= 1:
             break
     return index

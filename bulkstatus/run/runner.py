@@ -21,7 +21,8 @@ from typing import Any
 from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError, OutputError
-from bulkstatus.input.duplicates import DuplicateIndex, duplicate_message
+from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
+from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, RestRow, collector_paused
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
@@ -31,7 +32,7 @@ from bulkstatus.run.doubt import DoubtResolver, row_key
 from bulkstatus.run.folder import REQUESTS, SUMMARY, Identity, Manifest, identity, read_json, write_json
 from bulkstatus.run.journal import Recorder, ResumePoint, result_from_fields
 from bulkstatus.run.metrics import Metrics
-from bulkstatus.run.pending import PendingIndex, pending_check
+from bulkstatus.run.pending import PendingIndex, pending_check, pending_key
 from bulkstatus.run.sender import Sender
 from bulkstatus.settings import Settings
 from bulkstatus.timestamps import iso, now_utc, stamp_ms
@@ -114,6 +115,7 @@ class Run:
         self._rest_error = "not sent: the run stopped before this row"
         failures = settings.get("max-failures")
         self._brake = FailureBrake(failures) if failures is not None else None
+        self._conflicts = LabelConflicts()  # customers the file gives different labels: none of their rows is sent
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -184,6 +186,8 @@ class Run:
         chunks: Iterator[list[CheckedRow]]
         with InputReader(job.input_path, job.read_options) as reader:
             self._watched = reader  # looked at every FLUSH_EVERY too, so that a change stops the run at once
+            if not await self._find_conflicts(reader):
+                return
             chunks = iter(reader)
             while True:
                 try:
@@ -210,6 +214,23 @@ class Run:
                         return
                     self._rows_seen = checked.row.number
                     await self._route(checked, dedupe, resume)
+
+    async def _find_conflicts(self, reader: InputReader) -> bool:
+        """The pre-pass over the whole file (before anything is sent; on resume too, so that its verdicts
+        are the same): which customers it gives different labels. False when the run cannot go on."""
+        def find() -> LabelConflicts:
+            with collector_paused():
+                return find_conflicts(reader.rest_columns())
+
+        try:
+            self._conflicts = await asyncio.to_thread(find)
+        except InputFileError as exc:
+            self.stop.abort(f"the input cannot be read: {exc}")
+            return False
+        if self._conflicts:
+            log.warning("%d customer(s) are given different labels, in %d rows: none of those rows is sent "
+                        "(`bulkstatus validate` lists them)", len(self._conflicts), self._conflicts.rows)
+        return not self._input_changed(reader)
 
     def _input_changed(self, reader: InputReader) -> bool:
         """Whether the open input is no longer the file that was hashed; if so the run is stopped."""
@@ -284,18 +305,23 @@ class Run:
         record = self._record
         if checked.notes and number > resume.last_row:
             self.notes.update(checked.notes)
-        if checked.problems:
+        problems = checked.problems
+        if self._conflicts and (clash := self._conflicts.message(number)) is not None:
+            problems = [*problems, clash]
+        if problems:
             if number > resume.last_row:
-                record(Result(row, Outcome.INVALID, error="; ".join(checked.problems), finished_at=stamp_ms()))
+                record(Result(row, Outcome.INVALID, error="; ".join(problems), finished_at=stamp_ms()))
             return
-        earlier = dedupe.check((checked.canonical_name, row.identifier_value), number)
+        earlier = dedupe.check(customer_key(checked.canonical_name, row.identifier_value), number)
         if number <= resume.last_row:
             return  # already in results.csv; it only had to be seen for the duplicate check
         if earlier is not None:
-            record(Result(row, Outcome.DUPLICATE, error=duplicate_message(earlier), finished_at=stamp_ms()))
+            record(Result(row, Outcome.DUPLICATE, error=duplicate_message(earlier, checked.canonical_name),
+                          finished_at=stamp_ms()))
         elif number in resume.finished:
             record(result_from_fields(row, resume.finished.pop(number)))
-        elif self.pending and number not in resume.in_doubt and (waiting := self.pending.get(row_key(row))):
+        elif (self.pending and number not in resume.in_doubt
+              and (waiting := self.pending.get(pending_key(row_key(row))))):
             record(Result(row, Outcome.PENDING_EXISTS, request_id=waiting, state="AdminTask",
                           error="not sent: this customer has a pending request with this label",
                           finished_at=stamp_ms()))
