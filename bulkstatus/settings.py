@@ -195,9 +195,9 @@ class Settings:
 def _convert(spec: Spec, value: Any, origin: str) -> Any:
     where = {"flag": f"--{spec.name}", "env": spec.env}.get(origin, f"{spec.name} in the config file")
     try:
-        if spec.kind == "int":
+        if spec.kind in ("int", "count"):  # a count (--limit) starts at 1
             number = int(value)
-            if number < 0:
+            if number < (1 if spec.kind == "count" else 0):
                 raise ValueError
             return number
         if spec.kind == "float":
@@ -216,11 +216,6 @@ def _convert(spec: Spec, value: Any, origin: str) -> Any:
             raise ValueError
         if spec.kind == "rate":
             return parse_rate(str(value))
-        if spec.kind == "count":
-            number = int(value)
-            if number < 1:
-                raise ValueError
-            return number
         if spec.kind == "failures":
             return parse_failure_limit(str(value), where)
         if spec.kind == "urls":

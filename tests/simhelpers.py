@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
+
+import aiohttp
 
 from bulkstatus.sim import SimConfig, Simulator
+
+
+@asynccontextmanager
+async def serving(config: SimConfig | None = None, **kwargs: Any
+                  ) -> AsyncIterator[tuple[Simulator, aiohttp.ClientSession]]:
+    """A simulator on loopback in this event loop, and a client session pointed at it."""
+    sim = Simulator(config, **kwargs)
+    url = await sim.start()
+    try:
+        async with aiohttp.ClientSession(base_url=url) as session:
+            yield sim, session
+    finally:
+        await sim.stop()
 
 
 class LoopThread:

@@ -12,8 +12,7 @@ import sys
 import threading
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from docs_examples import (
     decision_request,
     shape,
 )
+from simhelpers import serving
 
 from bulkstatus.cli.sandbox import parse_port, parse_rate_limit, parse_seconds, parse_share, sandbox_config
 from bulkstatus.cli.sandbox_serve import Terminal, describe_tally
@@ -125,15 +125,8 @@ def test_summary_names_each_kind_and_outcome() -> None:
 # -- the docs' example bodies over real HTTP ------------------------------------------------------------
 
 
-@asynccontextmanager
-async def sandbox_session() -> AsyncIterator[tuple[Simulator, aiohttp.ClientSession]]:
-    sim = Simulator(sandbox_config())
-    url = await sim.start()
-    try:
-        async with aiohttp.ClientSession(base_url=url) as session:
-            yield sim, session
-    finally:
-        await sim.stop()
+def sandbox_session() -> AbstractAsyncContextManager[tuple[Simulator, aiohttp.ClientSession]]:
+    return serving(sandbox_config())
 
 
 def headers(token: str = SANDBOX_MAKER_TOKEN, gateway: dict[str, str] | None = None) -> dict[str, str]:

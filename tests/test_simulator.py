@@ -7,15 +7,14 @@ import functools
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-from simhelpers import SimulatorThread  # tests/ is on sys.path (pytest's default import mode)
+from simhelpers import SimulatorThread, serving  # tests/ is on sys.path (pytest's default import mode)
 
 from bulkstatus.sim import (
     SANDBOX_API_PASSWORD,
@@ -67,17 +66,6 @@ class FakeClock:
         return self.now
 
 
-@asynccontextmanager
-async def serving(
-    config: SimConfig | None = None, **kwargs: Any
-) -> AsyncIterator[tuple[Simulator, aiohttp.ClientSession]]:
-    sim = Simulator(config, **kwargs)
-    url = await sim.start()
-    try:
-        async with aiohttp.ClientSession(base_url=url) as session:
-            yield sim, session
-    finally:
-        await sim.stop()
 
 
 def make_body(

@@ -14,12 +14,13 @@ from typing import Any
 
 from bulkstatus.run.folder import SUMMARY, read_json
 from bulkstatus.run.journal import RESULTS
-from bulkstatus.run.metrics import bin_seconds, merge_histograms, percentile, read_seconds
+from bulkstatus.run.metrics import merge_histograms, percentile, read_seconds
 from bulkstatus.settings import parse_rate
 
 MAX_POINTS = 400  # per series: a million-row run's report stays small
 EXAMPLES = 3  # rows shown per kind of error
 MAX_KINDS = 25  # kinds of error listed (the rest counted together)
+KEPT_KINDS = 500  # kinds counted before ranking; past that a row's kind is counted as "other"
 GAP = 60  # seconds without activity (a resume the next morning) shown as a break, not as time
 BAD = ("failed", "invalid")
 THROTTLED = "429"
@@ -103,7 +104,7 @@ def _read_results(path: Path) -> tuple[list[ErrorKind], int, Counter[str]]:
             key = (outcome, row.get("httpStatus") or "", row.get("errorCode") or "", message)
             kind = kinds.get(key)
             if kind is None:
-                if len(kinds) >= MAX_KINDS * 20:  # a message per row (it names the row): stop keeping them
+                if len(kinds) >= KEPT_KINDS:  # a message of its own per row: memory must not grow with the run
                     other += 1
                     continue
                 kind = kinds[key] = ErrorKind(*key)
@@ -169,4 +170,4 @@ def series(folder: Path, max_points: int = MAX_POINTS) -> Series:
     return out
 
 
-__all__ = ["ErrorKind", "ReportData", "Series", "bin_seconds", "load", "series"]
+__all__ = ["ErrorKind", "ReportData", "Series", "load", "series"]
