@@ -244,6 +244,32 @@ def test_second_signal_stops_at_once_and_resume_still_works(sim, env, tmp_path, 
     assert_exactly_once(sim, folder, rows)
 
 
+def test_ctrl_c_during_a_slow_pending_check_sends_nothing(sim, env, tmp_path, cli):
+    """SIGINT while the pending check waits on the API (the pre-pass reads the file beside it): exit 130
+    soon, nothing sent, every row recorded unprocessed; resume then sends each row once."""
+    rows = make_rows(3000, seed=23)
+    path = write_csv(tmp_path / "slow-list.csv", rows)
+    sim.config.list_latency = (60.0, 60.0)
+    proc = _spawn(["run", "--rate", "0", str(path)], _child_env(env, tmp_path))
+    deadline = time.monotonic() + 20
+    while sim.sim.state.list_calls < 1:
+        assert time.monotonic() < deadline and proc.poll() is None, "the pending check did not start"
+        time.sleep(0.005)
+    interrupted = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=40)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - interrupted < 30  # not held by the 60 s list call
+    assert "Traceback" not in err and "never retrieved" not in err
+    assert sim.sim.state.create_calls == 0
+    folder = Path(out.strip().splitlines()[-1])
+    assert [r["outcome"] for r in read_csv(folder / "results.csv")] == ["unprocessed"] * len(rows)
+    sim.config.list_latency = (0.0, 0.0)
+    result = cli("resume", folder)
+    assert result.code == 0, result.err
+    assert_exactly_once(sim, folder, rows)
+
+
 @pytest.mark.timeout(30)
 def test_oauth_secret_refused_aborts_without_hanging(sim, env, tmp_path, cli, monkeypatch):
     """A wrong OAuth secret: exit 3 with a line naming the secret's variable; it never hangs."""

@@ -12,11 +12,11 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
@@ -38,6 +38,12 @@ from bulkstatus.settings import Settings
 from bulkstatus.timestamps import iso, now_utc, stamp_ms
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _PrepassCut(Exception):
+    """The run ended while the pre-pass still read the file."""
+
 REST_BATCH = 10_000  # rows of a stopped run's rest recorded at a time
 FLUSH_EVERY = 0.1  # seconds between batches of outcomes written to the files
 SYNC_EVERY = 1.0  # seconds between fsyncs
@@ -116,6 +122,8 @@ class Run:
         failures = settings.get("max-failures")
         self._brake = FailureBrake(failures) if failures is not None else None
         self._conflicts = LabelConflicts()  # customers the file gives different labels: none of their rows is sent
+        self._prepass: asyncio.Future[LabelConflicts | None] | None = None
+        self._prepass_cut = False  # set when the run ends before the pre-pass does
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -123,11 +131,20 @@ class Run:
         job.manifest.save()
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            if job.dry_run:
-                self._requests_file = (job.manifest.folder / REQUESTS).open("wb")
-                await self._pump(settings.get("concurrency"))
-            else:
-                await self._send_all()
+            with InputReader(job.input_path, job.read_options) as reader:
+                self._watched = reader  # looked at every FLUSH_EVERY too, so that a change stops the run at once
+                # The pre-pass reads the whole file while the pending check pages through the API.
+                self._prepass = asyncio.ensure_future(asyncio.to_thread(self._read_conflicts, reader))
+                try:
+                    if job.dry_run:
+                        self._requests_file = (job.manifest.folder / REQUESTS).open("wb")
+                        await self._pump(reader, settings.get("concurrency"))
+                    else:
+                        await self._send_all(reader)
+                finally:
+                    self._prepass_cut = True  # it ends at its next batch (a thread cannot be cancelled)
+                    with contextlib.suppress(Exception):
+                        await self._prepass
         finally:
             flusher.cancel()
             if self._grace_timer is not None:
@@ -143,7 +160,7 @@ class Run:
                 self._requests_file.close()
         return self._finish()
 
-    async def _send_all(self) -> None:
+    async def _send_all(self, reader: InputReader) -> None:
         settings = self.job.settings
         self._health = Health(settings.get("abort-after"))
         async with open_caller(settings, RunWatch(self.stop, self._health, self.metrics)) as caller:
@@ -158,14 +175,28 @@ class Run:
                 resolver.set_maker(settings.get("maker-user-id"))
             resolver.on_learnt = self._recorder.note_maker
             if settings.get("pending-check"):
-                self.pending = await pending_check(caller, self.stop, settings.get("list-limit"))
+                # A read, left at once on Ctrl-C: a long queue's pages must not hold the stop up.
+                found = await self._unless_stopped(pending_check(caller, self.stop, settings.get("list-limit")))
+                self.pending = found or {}
             self._sender = Sender(caller, BodyBuilder(settings), self._recorder, resolver, self.stop)
-            await self._pump(settings.get("concurrency"))
+            await self._pump(reader, settings.get("concurrency"))
 
-    async def _pump(self, workers: int) -> None:
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """``work``'s result, or None when the run is stopped first (then ``work`` is cancelled)."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            if self.stop.stopping:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return None
+            await asyncio.wait({task}, timeout=FLUSH_EVERY)
+        return task.result()
+
+    async def _pump(self, reader: InputReader, workers: int) -> None:
         self._workers = [asyncio.create_task(self._work()) for _ in range(workers)]
         try:
-            await self._feed()
+            await self._feed(reader)
         finally:
             for _ in self._workers:
                 await self._queue.put(None)
@@ -177,56 +208,71 @@ class Run:
         for task in self._current:
             task.cancel()
 
-    async def _feed(self) -> None:
+    async def _feed(self, reader: InputReader) -> None:
+        if not await self._conflicts_found(reader):
+            return
         job = self.job
         # Sized for the whole file at once: growing it in steps would hold the old and the new table
-        # together for a moment, a third more memory at the peak for a million rows.
+        # together for a moment, a third more memory at the peak for a million rows. (Built after the
+        # pre-pass, whose arrays are freed by then.)
         dedupe = DuplicateIndex(job.expected_rows)
         resume = job.resume
-        chunks: Iterator[list[CheckedRow]]
-        with InputReader(job.input_path, job.read_options) as reader:
-            self._watched = reader  # looked at every FLUSH_EVERY too, so that a change stops the run at once
-            if not await self._find_conflicts(reader):
+        chunks: Iterator[list[CheckedRow]] = iter(reader)
+        while True:
+            try:
+                chunk = await asyncio.to_thread(next, chunks, None)
+            except InputFileError as exc:
+                # Found part-way through a large file, after rows were sent: stop like any abort,
+                # so that what was sent is recorded; the rows past the problem have no line.
+                self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
                 return
-            chunks = iter(reader)
-            while True:
-                try:
-                    chunk = await asyncio.to_thread(next, chunks, None)
-                except InputFileError as exc:
-                    # Found part-way through a large file, after rows were sent: stop like any abort,
-                    # so that what was sent is recorded; the rows past the problem have no line.
-                    self.stop.abort(f"the input cannot be read past row {self._rows_seen}: {exc}")
+            # Checked after each read, before its rows are used: a chunk read after a change is dropped.
+            if self._input_changed(reader):
+                return
+            if chunk is None:
+                return
+            for checked in chunk:
+                limited = self._limit is not None and self._handed >= self._limit
+                if self.stop.stopping or limited:  # the rest is recorded after the workers are done
+                    self._rest_reader, self._rest_after = reader, checked.row.number - 1
+                    await self._drain()
+                    if limited and not self.stop.stopping:
+                        await self._write_limited_rest()
+                    else:
+                        await self._write_rest()
                     return
-                # Checked after each read, before its rows are used: a chunk read after a change is dropped.
-                if self._input_changed(reader):
-                    return
-                if chunk is None:
-                    return
-                for checked in chunk:
-                    limited = self._limit is not None and self._handed >= self._limit
-                    if self.stop.stopping or limited:  # the rest is recorded after the workers are done
-                        self._rest_reader, self._rest_after = reader, checked.row.number - 1
-                        await self._drain()
-                        if limited and not self.stop.stopping:
-                            await self._write_limited_rest()
-                        else:
-                            await self._write_rest()
-                        return
-                    self._rows_seen = checked.row.number
-                    await self._route(checked, dedupe, resume)
+                self._rows_seen = checked.row.number
+                await self._route(checked, dedupe, resume)
 
-    async def _find_conflicts(self, reader: InputReader) -> bool:
+    def _read_conflicts(self, reader: InputReader) -> LabelConflicts | None:
         """The pre-pass over the whole file (before anything is sent; on resume too, so that its verdicts
-        are the same): which customers it gives different labels. False when the run cannot go on."""
-        def find() -> LabelConflicts:
-            with collector_paused():
-                return find_conflicts(reader.rest_columns())
+        are the same): which customers it gives different labels. In a thread; None when it was cut short
+        (the run stopped: then no row is sent, and the verdicts are not needed)."""
+        def batches() -> Iterator[Any]:
+            for batch in reader.rest_columns():
+                if self._prepass_cut or self.stop.stopping:
+                    raise _PrepassCut
+                yield batch
 
         try:
-            self._conflicts = await asyncio.to_thread(find)
+            with collector_paused():
+                return find_conflicts(batches())
+        except _PrepassCut:
+            return None
+
+    async def _conflicts_found(self, reader: InputReader) -> bool:
+        """Wait for the pre-pass; False when the run cannot go on (nothing may be sent without it)."""
+        try:
+            assert self._prepass is not None
+            found = await asyncio.shield(self._prepass)
         except InputFileError as exc:
             self.stop.abort(f"the input cannot be read: {exc}")
             return False
+        if found is None:
+            if not self.stop.stopping:  # cut short only by a stop; anything else would be a bug, and sends nothing
+                self.stop.abort("the pre-pass over the input ended early")
+            return not self._input_changed(reader)  # a stop: the rows are recorded unprocessed, none sent
+        self._conflicts = found
         if self._conflicts:
             log.warning("%d customer(s) are given different labels, in %d rows: none of those rows is sent "
                         "(`bulkstatus validate` lists them)", len(self._conflicts), self._conflicts.rows)

@@ -167,6 +167,9 @@ class Handlers:
             return caller
         if sim.faults.chance(sim.config.list_error_rate):
             return v2_error(503, 503, "Service temporarily unavailable")
+        delay = sim.faults.latency(sim.config.list_latency)
+        if delay > 0:
+            await asyncio.sleep(delay)
         try:
             query = parse_query(request.query)
         except ValueError as exc:

@@ -76,6 +76,8 @@ class SimConfig:
     # in UTC); requestIds are version-1 UUIDs, whose time is UTC.
     stamp_zone_minutes: int = 330
     latency: tuple[float, float] = (0.0, 0.0)
+    # Seconds each list call takes (a pending check paging through a long queue of an org's requests).
+    list_latency: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0
     # At most rate_limit creates in any rate_limit_period seconds (a sliding window); None: no limit.
     rate_limit: float | None = None
@@ -124,6 +126,7 @@ class SimConfig:
             "oauth_ttl_seconds": self.oauth_ttl_seconds,
             "stamp_zone_minutes": self.stamp_zone_minutes,
             "latency": list(self.latency),
+            "list_latency": list(self.list_latency),
             "error_rate": self.error_rate,
             "rate_limit": self.rate_limit,
             "rate_limit_period": self.rate_limit_period,
@@ -184,7 +187,7 @@ def _convert(name: str, value: Any) -> Any:
         return {str(v) for v in value}
     if name in ("oauth_ttl_seconds", "received_max", "stamp_zone_minutes"):
         return int(value)
-    if name == "latency":
+    if name in ("latency", "list_latency"):
         low, high = (float(v) for v in value)
         if not 0 <= low <= high:
             raise ValueError("expected [low, high] with 0 <= low <= high")

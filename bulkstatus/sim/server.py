@@ -60,7 +60,8 @@ class Simulator:
         if self._runner is not None:
             raise RuntimeError("the simulator is already running")
         # No access log: it would be the only place headers could leak, and it slows bulk runs.
-        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        # Handlers still sleeping (latency, list latency) are cancelled after 2 s, not waited on for 60.
+        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
