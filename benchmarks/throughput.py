@@ -184,12 +184,12 @@ def _start(args: argparse.Namespace, path: Path, what: str) -> None:
 
 def _prepass_seconds(path: Path) -> float:
     """The run's pass over the whole file before the first request: customers given different labels."""
-    from bulkstatus.input.conflicts import find_conflicts
     from bulkstatus.input.reader import InputReader, collector_paused
+    from bulkstatus.input.repeats import find_repeats
 
     t = time.perf_counter()
     with InputReader(path) as reader, collector_paused():
-        find_conflicts(reader.rest_columns())
+        find_repeats(reader.rest_columns())
     return time.perf_counter() - t
 
 

@@ -3,16 +3,23 @@ broke: the rules as tables, then validate and a run against the simulator, resum
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 from conftest import read_csv, write_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from bulkstatus.input.conflicts import conflict_message, find_conflicts
+from bulkstatus.errors import InputFileError
 from bulkstatus.input.duplicates import customer_key
 from bulkstatus.input.reader import InputReader, ReadOptions
+from bulkstatus.input.repeats import conflict_message, find_repeats
 from bulkstatus.input.rules import BROKEN_IDS, PROBLEM_KINDS, RowRules, broken_id, check_row
+from bulkstatus.input.validation import validate_file
+from bulkstatus.model import IDENTIFIER_NAMES
 
 
 @pytest.mark.parametrize(("name", "value", "key"), [
@@ -111,12 +118,84 @@ def test_every_rule_has_a_heading() -> None:
 def test_find_conflicts(rows: list[tuple[str, str, str]], conflicting: dict[int, list[int]]) -> None:
     """Which rows belong to a customer given different labels, with all of that customer's rows."""
     batches = [(n, [name], [value], [label]) for n, (name, value, label) in enumerate(rows, 1)]
-    found = find_conflicts(iter(batches))
+    found = find_repeats(iter(batches))
     assert [found.rows_with(n) for n in range(1, len(rows) + 1)] == [
-        find_conflicts(iter([(1, *map(list, zip(*rows, strict=True)))])).rows_with(n)  # one batch, the same
+        find_repeats(iter([(1, *map(list, zip(*rows, strict=True)))])).rows_with(n)  # one batch, the same
         for n in range(1, len(rows) + 1)]
     assert {n: found.rows_with(n) for n in range(1, len(rows) + 1) if found.rows_with(n)} == conflicting
     assert len(found) == (1 if conflicting else 0)
+
+
+@pytest.mark.parametrize(("rows", "repeated"), [
+    ([("email", "a@example.com", "S"), ("email", "A@example.com", "S"), ("email", "b@example.com", "S")], {1, 2}),
+    ([("mobile", "919853464010", "S"), ("mobile", "+919853464010", "A")], {1, 2}),
+    ([("mobile", "1", "A"), ("externalId", "1", "A")], set()),  # two kinds: two customers
+    ([("mobile", "1", "A"), ("mobile", "1", ""), ("mobile", "", "A")], set()),  # no label, no value: no part
+    ([("mobile", "5", "A")] * 3 + [("mobile", "6", "A")] + [("mobile", "7", "A")] * 5 + [("mobile", "5", "B")],
+     {1, 2, 3, 5, 6, 7, 8, 9, 10}),  # rows 7 to 10 cross a byte of the bitmap
+    ([], set()),
+])
+def test_rows_that_may_repeat(rows: list[tuple[str, str, str]], repeated: set[int]) -> None:
+    """The pre-pass's candidates for the duplicate check: every row whose customer is in another row."""
+    found = find_repeats(iter([(n, [name], [value], [label]) for n, (name, value, label) in enumerate(rows, 1)]))
+    assert {n for n in range(0, len(rows) + 20) if found.may_repeat(n)} == repeated
+    assert found.repeated == len(repeated)
+
+
+_CELLS = st.tuples(
+    st.sampled_from(["mobile", "MOBILE", "email", "externalId", "bogus", ""]),
+    st.sampled_from(["919853464010", "+919853464010", "0091 9853464010", " 919853464010", "a@x.com",
+                     "A@X.com", "a@x.com ", "EXT-1", "ext-1", '="EXT-1"', "", "5.07105E+15"]),
+    st.sampled_from(["Suspended", "Active", " Suspended", ""]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_CELLS, min_size=1, max_size=40))
+def test_duplicates_and_conflicts_as_a_row_by_row_reference(tmp_path, rows) -> None:
+    """validate's duplicates and label conflicts (the pre-pass's candidates, then the index) are those of a
+    plain reference: every checked row, customers by customer_key, the first valid row of each kept."""
+    path = tmp_path / "p.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["identifierName", "identifierValue", "label", "reason"])
+        out.writerows([(*cells, "r") for cells in rows])
+    options = ReadOptions()
+    try:
+        with InputReader(path, options) as reader:
+            checked = [c for chunk in reader for c in chunk]
+    except InputFileError:  # a file the reader refuses (every row blank): validate refuses it too
+        with pytest.raises(InputFileError):
+            validate_file(path, options)
+        return
+    labels: dict[tuple[str, str], set[str]] = {}
+    for c in checked:
+        if c.row.identifier_value and c.row.label:
+            name = c.row.identifier_name
+            labels.setdefault(customer_key(IDENTIFIER_NAMES.get(name.lower(), name), c.row.identifier_value),
+                              set()).add(c.row.label)
+    first: dict[tuple[str, str], int] = {}
+    duplicates: dict[int, int] = {}
+    conflicting: set[int] = set()
+    for c in checked:
+        key = customer_key(c.canonical_name, c.row.identifier_value)
+        if c.row.identifier_value and c.row.label and len(labels[customer_key(
+                IDENTIFIER_NAMES.get(c.row.identifier_name.lower(), c.row.identifier_name),
+                c.row.identifier_value)]) > 1:
+            conflicting.add(c.row.number)
+            continue
+        if c.problems:
+            continue
+        if key in first:
+            duplicates[c.row.number] = first[key]
+        else:
+            first[key] = c.row.number
+    report = validate_file(path, options)
+    found = {p.row: int(re.match(r"duplicate of row (\d+)", p.message)[1])  # type: ignore[index]
+             for p in report.problems if p.kind == "duplicate"}
+    assert found == duplicates
+    assert {p.row for p in report.problems if p.kind == "label-conflict"} == conflicting
+    assert report.duplicates == len(duplicates)
 
 
 def test_find_conflicts_grows_past_its_guess_and_many_customers() -> None:
@@ -124,10 +203,11 @@ def test_find_conflicts_grows_past_its_guess_and_many_customers() -> None:
     batches = [(start, ["email"] * 100, [f"C{(n - 1) // 2}@example.com" for n in range(start, start + 100)],
                 ["Suspended" if n % 4 else "Active" for n in range(start, start + 100)])
                for start in range(1, 5001, 100)]
-    found = find_conflicts(iter(batches))
+    found = find_repeats(iter(batches))
     # Rows 3 and 4 are customer 1 (Suspended, Active), 7 and 8 customer 3, ...: every second customer.
     assert len(found) == 1250 and found.rows == 2500
     assert found.rows_with(4) == [3, 4] and found.rows_with(5000) == [4999, 5000] and found.rows_with(1) is None
+    assert found.repeated == 5000 and all(found.may_repeat(n) for n in range(1, 5001)) and not found.may_repeat(5001)
 
 
 @pytest.mark.parametrize(("rows", "listed"), [

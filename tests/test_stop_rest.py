@@ -64,7 +64,7 @@ def test_rest_gives_what_the_reader_gives(case: Case, tmp_path: Path) -> None:
         for after in {0, 2, len(full) - 1}:
             with InputReader(path, options) as reader:
                 assert [row for batch in reader.rest(after, batch=size) for row in batch] == rest[after:]
-            # rest_columns() (the pre-pass of conflicts.py): the same rows, a column at a time.
+            # rest_columns() (the pre-pass of repeats.py): the same rows, a column at a time.
             with InputReader(path, options) as reader:
                 columns = [(first + i, *cells) for first, *block in reader.rest_columns(after, batch=size)
                            for i, cells in enumerate(zip(*block, strict=True))]

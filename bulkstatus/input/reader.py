@@ -21,9 +21,7 @@ from contextlib import contextmanager
 from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Self
 
 from bulkstatus.input.locate import csv_error, decode_error
 from bulkstatus.input.rules import (
@@ -39,6 +37,9 @@ from bulkstatus.input.rules import (
 from bulkstatus.input.sniff import COLUMNS, DEFAULT_OPTIONS, SAMPLE_BYTES, SOURCE_COLUMN, ReadOptions, open_input
 from bulkstatus.input.structure import check_structure, count_data_rows
 from bulkstatus.input.workbook import open_workbook
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["COLUMNS", "SAMPLE_BYTES", "CheckedRow", "InputReader", "ReadOptions", "RestColumns", "RestRow",
            "check_structure", "count_data_rows"]
@@ -113,6 +114,8 @@ class InputReader:
                 yield rows
             self.skipped_empty_rows = self._book.skipped_empty_rows
             return
+        import pandas as pd  # here, not above: a workbook's run never needs it (40 MB of the process)
+
         self._binary.seek(0)
         self._text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
         names = [f"c{i}" for i in range(len(self.columns) + _SENTINELS)]
@@ -205,7 +208,7 @@ class InputReader:
 
     def rest_columns(self, after: int = 0, batch: int = 10_000) -> Iterator[RestColumns]:
         """What ``rest`` gives, a column at a time: (first row number, identifierNames, identifierValues,
-        labels) of consecutive rows; for a pass over a whole file that needs only those (conflicts.py), at
+        labels) of consecutive rows; for a pass over a whole file that needs only those (repeats.py), at
         no cost per row beyond the csv module's."""
         if self._book is not None:
             for rows in self.rest(after, batch):

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
 from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
 from bulkstatus.input.reader import InputReader, ReadOptions, collector_paused
+from bulkstatus.input.repeats import Repeats, find_repeats
 from bulkstatus.input.rules import PROBLEM_KINDS, CheckedRow
 
 __all__ = ["MAX_LISTED", "Problem", "ValidationReport", "render_json", "render_text", "validate_file"]
@@ -91,11 +91,11 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
         report = ValidationReport(str(path), reader.encoding, reader.delimiter, list(reader.columns),
                                   sheet=reader.sheet)
         with collector_paused():
-            conflicts = find_conflicts(reader.rest_columns())
+            repeats = find_repeats(reader.rest_columns())
         for chunk in reader:
-            if conflicts:
-                _add_conflicts(chunk, conflicts)
-            valid = [checked for checked in chunk if not checked.problems]
+            if repeats:
+                _add_conflicts(chunk, repeats)
+            valid = [checked for checked in chunk if not checked.problems and repeats.may_repeat(checked.row.number)]
             earlier = index.check_many([customer_key(c.canonical_name, c.row.identifier_value) for c in valid],
                                        [c.row.number for c in valid])
             duplicates = {c.row.number: e for c, e in zip(valid, earlier, strict=True) if e is not None}
@@ -105,7 +105,7 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
     return report
 
 
-def _add_conflicts(chunk: list[CheckedRow], conflicts: LabelConflicts) -> None:
+def _add_conflicts(chunk: list[CheckedRow], conflicts: Repeats) -> None:
     """A row of a customer given different labels is invalid too (as a run records it)."""
     for checked in chunk:
         clash = conflicts.message(checked.row.number)

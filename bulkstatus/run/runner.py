@@ -13,6 +13,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any, TypeVar
 from bulkstatus.api.bodies import BodyBuilder
 from bulkstatus.api.calls import open_caller
 from bulkstatus.errors import InputFileError, OutputError
-from bulkstatus.input.conflicts import LabelConflicts, find_conflicts
 from bulkstatus.input.duplicates import DuplicateIndex, customer_key, duplicate_message
 from bulkstatus.input.reader import CheckedRow, InputReader, ReadOptions, RestRow, collector_paused
+from bulkstatus.input.repeats import Repeats, find_repeats
 from bulkstatus.jsonio import dumps
 from bulkstatus.model import Outcome, Result, Row
 from bulkstatus.run.brakes import FailureBrake
@@ -121,9 +122,12 @@ class Run:
         self._rest_error = "not sent: the run stopped before this row"
         failures = settings.get("max-failures")
         self._brake = FailureBrake(failures) if failures is not None else None
-        self._conflicts = LabelConflicts()  # customers the file gives different labels: none of their rows is sent
-        self._prepass: asyncio.Future[LabelConflicts | None] | None = None
+        # From the pre-pass: rows whose customer the file names again (only they can be duplicates), and
+        # customers it gives different labels (none of their rows is sent). None until it has read the file.
+        self._repeats: Repeats | None = None
+        self._prepass: asyncio.Future[Repeats | None] | None = None
         self._prepass_cut = False  # set when the run ends before the pre-pass does
+        self._input_thread = ThreadPoolExecutor(1, thread_name_prefix="input")
 
     async def execute(self) -> RunReport:
         job, settings = self.job, self.job.settings
@@ -134,7 +138,7 @@ class Run:
             with InputReader(job.input_path, job.read_options) as reader:
                 self._watched = reader  # looked at every FLUSH_EVERY too, so that a change stops the run at once
                 # The pre-pass reads the whole file while the pending check pages through the API.
-                self._prepass = asyncio.ensure_future(asyncio.to_thread(self._read_conflicts, reader))
+                self._prepass = asyncio.ensure_future(self._on_input_thread(self._read_repeats, reader))
                 try:
                     if job.dry_run:
                         self._requests_file = (job.manifest.folder / REQUESTS).open("wb")
@@ -146,6 +150,7 @@ class Run:
                     with contextlib.suppress(Exception):
                         await self._prepass
         finally:
+            self._input_thread.shutdown(wait=False)
             flusher.cancel()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
@@ -181,6 +186,12 @@ class Run:
             self._sender = Sender(caller, BodyBuilder(settings), self._recorder, resolver, self.stop)
             await self._pump(reader, settings.get("concurrency"))
 
+    async def _on_input_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` on the one thread that reads the input (the pre-pass, then the chunks): one
+        thread's malloc arena, not one per worker thread of the default executor, whose freed blocks
+        the next reader would not reuse (the peak of a million-row workbook varied by 40 MB with it)."""
+        return await asyncio.get_running_loop().run_in_executor(self._input_thread, work, *args)
+
     async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
         """``work``'s result, or None when the run is stopped first (then ``work`` is cancelled)."""
         task = asyncio.ensure_future(work)
@@ -209,18 +220,18 @@ class Run:
             task.cancel()
 
     async def _feed(self, reader: InputReader) -> None:
-        if not await self._conflicts_found(reader):
+        if not await self._repeats_found(reader):
             return
         job = self.job
-        # Sized for the whole file at once: growing it in steps would hold the old and the new table
-        # together for a moment, a third more memory at the peak for a million rows. (Built after the
-        # pre-pass, whose arrays are freed by then.)
-        dedupe = DuplicateIndex(job.expected_rows)
+        # Sized up front for the rows that may be duplicates (growing it in steps would hold the old and
+        # the new table together for a moment); built after the pre-pass, whose arrays are freed by then.
+        repeats = self._repeats
+        dedupe = DuplicateIndex(repeats.repeated if repeats is not None else job.expected_rows)
         resume = job.resume
         chunks: Iterator[list[CheckedRow]] = iter(reader)
         while True:
             try:
-                chunk = await asyncio.to_thread(next, chunks, None)
+                chunk = await self._on_input_thread(next, chunks, None)
             except InputFileError as exc:
                 # Found part-way through a large file, after rows were sent: stop like any abort,
                 # so that what was sent is recorded; the rows past the problem have no line.
@@ -244,7 +255,7 @@ class Run:
                 self._rows_seen = checked.row.number
                 await self._route(checked, dedupe, resume)
 
-    def _read_conflicts(self, reader: InputReader) -> LabelConflicts | None:
+    def _read_repeats(self, reader: InputReader) -> Repeats | None:
         """The pre-pass over the whole file (before anything is sent; on resume too, so that its verdicts
         are the same): which customers it gives different labels. In a thread; None when it was cut short
         (the run stopped: then no row is sent, and the verdicts are not needed)."""
@@ -256,11 +267,11 @@ class Run:
 
         try:
             with collector_paused():
-                return find_conflicts(batches())
+                return find_repeats(batches())
         except _PrepassCut:
             return None
 
-    async def _conflicts_found(self, reader: InputReader) -> bool:
+    async def _repeats_found(self, reader: InputReader) -> bool:
         """Wait for the pre-pass; False when the run cannot go on (nothing may be sent without it)."""
         try:
             assert self._prepass is not None
@@ -272,10 +283,10 @@ class Run:
             if not self.stop.stopping:  # cut short only by a stop; anything else would be a bug, and sends nothing
                 self.stop.abort("the pre-pass over the input ended early")
             return not self._input_changed(reader)  # a stop: the rows are recorded unprocessed, none sent
-        self._conflicts = found
-        if self._conflicts:
+        self._repeats = found
+        if found:
             log.warning("%d customer(s) are given different labels, in %d rows: none of those rows is sent "
-                        "(`bulkstatus validate` lists them)", len(self._conflicts), self._conflicts.rows)
+                        "(`bulkstatus validate` lists them)", len(found), found.rows)
         return not self._input_changed(reader)
 
     def _input_changed(self, reader: InputReader) -> bool:
@@ -352,13 +363,16 @@ class Run:
         if checked.notes and number > resume.last_row:
             self.notes.update(checked.notes)
         problems = checked.problems
-        if self._conflicts and (clash := self._conflicts.message(number)) is not None:
+        repeats = self._repeats
+        if repeats and (clash := repeats.message(number)) is not None:
             problems = [*problems, clash]
         if problems:
             if number > resume.last_row:
                 record(Result(row, Outcome.INVALID, error="; ".join(problems), finished_at=stamp_ms()))
             return
-        earlier = dedupe.check(customer_key(checked.canonical_name, row.identifier_value), number)
+        # A row whose customer appears nowhere else in the file is no duplicate: not hashed, not stored.
+        earlier = (dedupe.check(customer_key(checked.canonical_name, row.identifier_value), number)
+                   if repeats is None or repeats.may_repeat(number) else None)
         if number <= resume.last_row:
             return  # already in results.csv; it only had to be seen for the duplicate check
         if earlier is not None:
