@@ -95,7 +95,8 @@ def validate_file(path: str | Path, options: ReadOptions = _DEFAULT_OPTIONS) -> 
         for chunk in reader:
             if repeats:
                 _add_conflicts(chunk, repeats)
-            valid = [checked for checked in chunk if not checked.problems and repeats.may_repeat(checked.row.number)]
+            # Only a row whose customer appears again can be a duplicate (as in a run).
+            valid = [c for c in chunk if not c.problems and repeats.may_repeat(c.row.number)]
             earlier = index.check_many([customer_key(c.canonical_name, c.row.identifier_value) for c in valid],
                                        [c.row.number for c in valid])
             duplicates = {c.row.number: e for c, e in zip(valid, earlier, strict=True) if e is not None}
